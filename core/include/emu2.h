@@ -1,0 +1,175 @@
+/*
+ * emu2.h: the public C API of the emu2 engine (libemu2.so).
+ *
+ * Shape of the API:
+ *   - opaque handles (emu2_model), created by a load function and released by emu2_model_free;
+ *   - every fallible call returns an emu2_status; the human-readable message is kept per handle
+ *     (emu2_model_last_error) or, for calls that have no handle yet, written into an emu2_error;
+ *   - buffers the library returns (ids, text, tensors, reports) are released with emu2_free;
+ *   - no global state: any number of models may live in one process and be used from different
+ *     threads (one thread per model at a time).
+ * The library never calls abort() or exit(); a bad input is always a status plus a message.
+ */
+#ifndef EMU2_H
+#define EMU2_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define EMU2_API __attribute__((visibility("default")))
+#else
+#define EMU2_API
+#endif
+
+#define EMU2_VERSION_STRING "0.1.0"
+
+typedef enum emu2_status {
+    EMU2_OK = 0,
+    EMU2_ERR_INVALID_ARGUMENT, /* caller misuse: NULL pointer, bad option value */
+    EMU2_ERR_IO,               /* a file could not be opened, read or mapped */
+    EMU2_ERR_FORMAT,           /* untrusted bytes are malformed: checkpoint, JSON, image, pickle */
+    EMU2_ERR_UNSUPPORTED,      /* well-formed but not something this engine handles (yet) */
+    EMU2_ERR_LIMIT,            /* a configured limit was exceeded: bytes, pixels, tokens, images */
+    EMU2_ERR_MISMATCH,         /* inconsistent inputs: placeholder/image count, tensor shape vs config */
+    EMU2_ERR_NOMEM,            /* an allocation failed */
+    EMU2_ERR_CANCELLED,        /* a callback asked to stop */
+    EMU2_ERR_INTERNAL          /* a bug: please report it */
+} emu2_status;
+
+/* Message buffer for calls that have no handle to hold the message. */
+#define EMU2_ERROR_MESSAGE_MAX 512
+typedef struct emu2_error {
+    emu2_status status;
+    char message[EMU2_ERROR_MESSAGE_MAX];
+} emu2_error;
+
+EMU2_API const char *emu2_version(void);
+EMU2_API const char *emu2_status_name(emu2_status status);
+/* Releases any buffer the library handed out (ids, text, tensors, reports). NULL is fine. */
+EMU2_API void emu2_free(void *ptr);
+
+/* ---------------------------------------------------------------- loading */
+
+typedef struct emu2_model emu2_model;
+
+/* Called during long work (loading, batches). Return non-zero to cancel. */
+typedef int (*emu2_progress_fn)(void *user, const char *stage, uint64_t done, uint64_t total);
+
+typedef enum emu2_load_flags {
+    EMU2_LOAD_DEFAULT = 0,
+    EMU2_LOAD_NO_WEIGHTS = 1 << 0 /* config + tokenizer only: for tokenize/preprocess tools */
+} emu2_load_flags;
+
+typedef struct emu2_load_options {
+    size_t struct_size;     /* sizeof(emu2_load_options): lets the struct grow compatibly */
+    unsigned flags;         /* emu2_load_flags */
+    int threads;            /* CPU threads; 0 = number of cores */
+    const char *device;     /* "auto", "cpu", "cuda:0", ... ; NULL = "auto" */
+    emu2_progress_fn progress;
+    void *progress_user;
+} emu2_load_options;
+
+EMU2_API void emu2_load_options_init(emu2_load_options *opts);
+
+/* Loads a model folder (config.json, tokenizer files, checkpoint). On failure *out is NULL and
+ * err (if given) holds the reason. */
+EMU2_API emu2_status emu2_model_load(const char *dir, const emu2_load_options *opts,
+                                     emu2_model **out, emu2_error *err);
+EMU2_API void emu2_model_free(emu2_model *model);
+/* The message of the last failed call on this model ("" after success). */
+EMU2_API const char *emu2_model_last_error(const emu2_model *model);
+
+/* ---------------------------------------------------------------- inspection */
+
+typedef struct emu2_model_info {
+    const char *model_version; /* "base" or "chat" */
+    int image_size, patch_size, vision_width, vision_layers, n_query;
+    int hidden_size, num_layers, num_heads, vocab_size;
+    int bos_id, eos_id, pad_id, image_token_id;
+    uint64_t n_params;         /* parameters present in the checkpoint (0 with NO_WEIGHTS) */
+    const char *device;        /* which device runs the networks */
+} emu2_model_info;
+
+EMU2_API emu2_status emu2_model_get_info(emu2_model *model, emu2_model_info *info);
+
+/* Checks a model folder without loading it: tensors, dtypes, parameter counts per component, and
+ * every missing / unexpected / mis-shaped tensor against the config. *report is a text report
+ * (release with emu2_free). Returns EMU2_OK only if the checkpoint matches the config exactly;
+ * the report is produced in both cases when the folder could be read. */
+EMU2_API emu2_status emu2_inspect(const char *dir, char **report, uint64_t *n_params, emu2_error *err);
+
+/* ---------------------------------------------------------------- text */
+
+typedef enum emu2_tokenize_flags {
+    EMU2_TOK_DEFAULT = 0,        /* BOS prepended, placeholders expanded */
+    EMU2_TOK_NO_BOS = 1 << 0,
+    EMU2_TOK_NO_PLACEHOLDERS = 1 << 1 /* keep "[]" and "[<IMG_PLH>]" as plain text */
+} emu2_tokenize_flags;
+
+/* Tokenizes as transformers 4.31's slow LlamaTokenizer with Emu2's added tokens does. With
+ * placeholders expanded, every "[]" / "[<IMG_PLH>]" becomes [IMG] <image>xn_query [/IMG].
+ * *ids is released with emu2_free. */
+EMU2_API emu2_status emu2_tokenize(emu2_model *model, const char *text, unsigned flags,
+                                   int32_t **ids, size_t *n_ids);
+/* Decodes ids to text. skip_special: drop BOS/EOS/PAD and Emu2's added tokens. */
+EMU2_API emu2_status emu2_detokenize(emu2_model *model, const int32_t *ids, size_t n_ids,
+                                     int skip_special, char **text);
+/* Number of image placeholders in a prompt ("[]" or "[<IMG_PLH>]"). */
+EMU2_API emu2_status emu2_count_placeholders(const char *prompt, size_t *count);
+
+/* ---------------------------------------------------------------- images */
+
+typedef struct emu2_image_limits {
+    size_t max_bytes;  /* 0 = default (64 MiB) */
+    uint64_t max_pixels; /* width*height of the encoded image; 0 = default (100 megapixels) */
+} emu2_image_limits;
+
+/* Decodes JPEG/PNG bytes, converts to RGB as PIL's convert('RGB'), resizes to the model's image size
+ * with PIL-exact antialiased bicubic, normalizes with the CLIP mean/std. out receives 3*S*S floats
+ * (CHW, R,G,B), S = image size; *out is released with emu2_free. */
+EMU2_API emu2_status emu2_preprocess(emu2_model *model, const void *bytes, size_t n_bytes,
+                                     const emu2_image_limits *limits, float **out, size_t *n_out);
+
+/* ---------------------------------------------------------------- generation */
+
+typedef int (*emu2_token_fn)(void *user, int32_t id, const char *piece);
+
+typedef struct emu2_gen_options {
+    size_t struct_size;
+    int max_new_tokens;       /* default 64 */
+    int num_beams;            /* default 5 (1 = greedy or sampling) */
+    float length_penalty;     /* default -1 (the published examples) */
+    int min_length;           /* default 1 */
+    int do_sample;            /* default 0 */
+    float temperature, top_p; /* defaults 1.0, 1.0 */
+    int top_k;                /* default 0 = off */
+    float repetition_penalty; /* default 1.0 */
+    uint64_t seed;
+    emu2_token_fn on_token;   /* streaming; return non-zero to stop */
+    void *on_token_user;
+} emu2_gen_options;
+
+EMU2_API void emu2_gen_options_init(emu2_gen_options *opts);
+
+typedef struct emu2_image_bytes {
+    const void *data;
+    size_t size;
+} emu2_image_bytes;
+
+/* "Describe the image in details:" (or prompt, when given) about one image. *text: emu2_free. */
+EMU2_API emu2_status emu2_describe(emu2_model *model, const void *image, size_t image_size,
+                                   const char *prompt, const emu2_gen_options *opts, char **text);
+/* A prompt with one placeholder per image, e.g. the published few-shot example. */
+EMU2_API emu2_status emu2_generate(emu2_model *model, const char *prompt,
+                                   const emu2_image_bytes *images, size_t n_images,
+                                   const emu2_gen_options *opts, char **text);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* EMU2_H */
