@@ -22,14 +22,21 @@ emu2_status emu2_fail_prefix(emu2_error *err, const char *fmt, ...)
     if (!err)
         return EMU2_ERR_INTERNAL;
     char prefix[EMU2_ERROR_MESSAGE_MAX];
-    char old[EMU2_ERROR_MESSAGE_MAX];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    int n = vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
-    memcpy(old, err->message, sizeof old);
-    old[sizeof old - 1] = '\0';
-    snprintf(err->message, sizeof err->message, "%s%s", prefix, old);
+    size_t plen = n < 0 ? 0 : (size_t)n;
+    if (plen > sizeof prefix - 1)
+        plen = sizeof prefix - 1;
+    size_t cap = sizeof err->message - 1;
+    size_t mlen = strnlen(err->message, cap);
+    /* keep the prefix whole; cut the old message's tail when both do not fit */
+    if (plen + mlen > cap)
+        mlen = cap - plen;
+    memmove(err->message + plen, err->message, mlen);
+    memcpy(err->message, prefix, plen);
+    err->message[plen + mlen] = '\0';
     return err->status;
 }
 

@@ -1,0 +1,259 @@
+/* cpu_backend.c: the CPU backend's op table, its lifetime, memory, scratch and work splitting. */
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "common/checked.h"
+#include "common/error.h"
+#include "ops/cpu/cpu_internal.h"
+
+#define CPU_ALIGN 64
+
+static void *aligned_floats(size_t n, emu2_error *err, const char *what)
+{
+    size_t bytes;
+    if (!emu2_mul_size(n ? n : 1, sizeof(float), &bytes) || !emu2_add_size(bytes, CPU_ALIGN - 1, &bytes)) {
+        emu2_fail(err, EMU2_ERR_LIMIT, "cpu backend: %s of %zu floats is too large", what, n);
+        return NULL;
+    }
+    bytes &= ~(size_t)(CPU_ALIGN - 1);
+    void *p = aligned_alloc(CPU_ALIGN, bytes);
+    if (!p)
+        emu2_fail(err, EMU2_ERR_NOMEM, "cpu backend: out of memory for %s (%zu bytes)", what, bytes);
+    return p;
+}
+
+float *cpu_scratch(cpu_backend *cb, size_t per_thread, emu2_error *err)
+{
+    per_thread = (per_thread + 15) & ~(size_t)15; /* keep every slice 64-byte aligned */
+    if (per_thread <= cb->scratch_per_thread)
+        return cb->scratch;
+    size_t total;
+    if (!emu2_mul_size(per_thread, (size_t)cb->base.threads, &total)) {
+        emu2_fail(err, EMU2_ERR_LIMIT, "cpu backend: scratch of %zu floats per thread is too large", per_thread);
+        return NULL;
+    }
+    float *p = aligned_floats(total, err, "scratch");
+    if (!p)
+        return NULL;
+    free(cb->scratch);
+    cb->scratch = p;
+    cb->scratch_per_thread = per_thread;
+    return p;
+}
+
+struct range_job {
+    cpu_range_fn fn;
+    void *ctx;
+    size_t n, chunk;
+};
+
+static void range_task(void *p, size_t task, int thread)
+{
+    struct range_job *job = p;
+    size_t begin = task * job->chunk;
+    size_t end = begin + job->chunk < job->n ? begin + job->chunk : job->n;
+    job->fn(job->ctx, begin, end, thread);
+}
+
+void cpu_parallel_for(cpu_backend *cb, size_t n, size_t min_chunk, cpu_range_fn fn, void *ctx)
+{
+    if (n == 0)
+        return;
+    size_t threads = (size_t)cb->base.threads;
+    if (min_chunk == 0)
+        min_chunk = 1;
+    size_t chunk = (n + 4 * threads - 1) / (4 * threads);
+    if (chunk < min_chunk)
+        chunk = min_chunk;
+    if (threads == 1 || chunk >= n) {
+        fn(ctx, 0, n, 0);
+        return;
+    }
+    struct range_job job = {fn, ctx, n, chunk};
+    cpu_pool_run(cb->pool, (n + chunk - 1) / chunk, range_task, &job);
+}
+
+int cpu_is_float_dtype(emu2_dtype dt)
+{
+    return dt == EMU2_DT_F32 || dt == EMU2_DT_F16 || dt == EMU2_DT_BF16;
+}
+
+float cpu_vec_elem(const emu2_tensor_view *v, size_t i)
+{
+    return cpu_load_elem(v->data, v->dtype, i);
+}
+
+emu2_status cpu_check_vector(const char *op, const char *what, const emu2_tensor_view *v, size_t n, int required,
+                             emu2_error *err)
+{
+    if (!v) {
+        if (required)
+            return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "%s: %s is missing", op, what);
+        return EMU2_OK;
+    }
+    if (!cpu_is_float_dtype(v->dtype))
+        return emu2_fail(err, EMU2_ERR_UNSUPPORTED, "%s: %s has dtype %s (want F32, F16 or BF16)", op, what,
+                         emu2_dtype_name(v->dtype));
+    if (v->ndim != 1 || v->shape[0] < 0 || (uint64_t)v->shape[0] != (uint64_t)n)
+        return emu2_fail(err, EMU2_ERR_MISMATCH, "%s: %s must have shape [%zu] (has %d dims, first %lld)", op, what, n,
+                         v->ndim, v->ndim > 0 ? (long long)v->shape[0] : -1LL);
+    if (!v->data || v->nbytes < (uint64_t)n * emu2_dtype_size(v->dtype))
+        return emu2_fail(err, EMU2_ERR_MISMATCH, "%s: %s holds %llu bytes, fewer than its shape needs", op, what,
+                         (unsigned long long)v->nbytes);
+    return EMU2_OK;
+}
+
+/* ---------------------------------------------------------------- memory */
+
+static float *cpu_alloc(emu2_backend *be, size_t n, emu2_error *err)
+{
+    (void)be;
+    return aligned_floats(n, err, "activation buffer");
+}
+
+static void cpu_free(emu2_backend *be, float *p)
+{
+    (void)be;
+    free(p);
+}
+
+static emu2_status cpu_copy(emu2_backend *be, float *dst, const float *src, size_t n, emu2_error *err)
+{
+    (void)be;
+    if (n && (!dst || !src))
+        return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "cpu copy: NULL buffer");
+    if (n && dst != src)
+        memmove(dst, src, n * sizeof(float));
+    return EMU2_OK;
+}
+
+static emu2_status cpu_sync(emu2_backend *be, emu2_error *err)
+{
+    (void)be;
+    (void)err;
+    return EMU2_OK;
+}
+
+static emu2_status cpu_prepare_weight(emu2_backend *be, const emu2_tensor_view *host, emu2_tensor_view *out,
+                                      emu2_error *err)
+{
+    (void)be;
+    if (!host || !out)
+        return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "prepare_weight: NULL view");
+    *out = *host; /* the CPU reads the mapped checkpoint in place */
+    return EMU2_OK;
+}
+
+static void cpu_release_weight(emu2_backend *be, emu2_tensor_view *prepared)
+{
+    (void)be;
+    (void)prepared;
+}
+
+/* ---------------------------------------------------------------- lifetime */
+
+static void cpu_destroy(emu2_backend *be)
+{
+    if (!be)
+        return;
+    cpu_backend *cb = cpu_of(be);
+    cpu_pool_destroy(cb->pool);
+    free(cb->scratch);
+    free(cb);
+}
+
+static const emu2_ops cpu_ops = {
+    .name = "cpu",
+    .destroy = cpu_destroy,
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .upload = cpu_copy,
+    .download = cpu_copy,
+    .sync = cpu_sync,
+    .prepare_weight = cpu_prepare_weight,
+    .release_weight = cpu_release_weight,
+    .linear = cpu_linear,
+    .matmul_nt = cpu_matmul_nt,
+    .layernorm = cpu_layernorm,
+    .rmsnorm = cpu_rmsnorm,
+    .rope = cpu_rope,
+    .attention = cpu_attention,
+    .gelu = cpu_gelu,
+    .silu_mul = cpu_silu_mul,
+    .softmax = cpu_softmax,
+    .log_softmax = cpu_log_softmax,
+    .embedding = cpu_embedding,
+    .avgpool2d = cpu_avgpool2d,
+    .patchify = cpu_patchify,
+    .add = cpu_add,
+    .copy_rows = cpu_copy_rows,
+};
+
+/* $EMU2_CPU_ISA caps the instruction set when the options leave it to us (benchmarks, bug hunts). */
+static emu2_cpu_isa isa_from_env(void)
+{
+    const char *s = getenv("EMU2_CPU_ISA");
+    if (!s)
+        return EMU2_ISA_AUTO;
+    if (!strcasecmp(s, "scalar"))
+        return EMU2_ISA_SCALAR;
+    if (!strcasecmp(s, "avx2"))
+        return EMU2_ISA_AVX2;
+    if (!strcasecmp(s, "avx512"))
+        return EMU2_ISA_AVX512;
+    return EMU2_ISA_AUTO;
+}
+
+/* The cores this process may run on (its affinity mask: containers and taskset limit it), else online. */
+static int usable_cores(void)
+{
+    cpu_set_t set;
+    long n = 0;
+    if (sched_getaffinity(0, sizeof set, &set) == 0)
+        n = CPU_COUNT(&set);
+    if (n < 1)
+        n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 1024 ? 1024 : (int)n;
+}
+
+emu2_status emu2_cpu_backend_open(const emu2_backend_options *opts, emu2_backend **out, emu2_error *err)
+{
+    if (!out)
+        return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "cpu backend: NULL output pointer");
+    *out = NULL;
+    emu2_backend_options o;
+    emu2_backend_options_init(&o);
+    if (opts) {
+        size_t n = opts->struct_size < sizeof o ? opts->struct_size : sizeof o;
+        if (n < sizeof(size_t))
+            return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "cpu backend: options.struct_size is not set");
+        memcpy(&o, opts, n);
+    }
+    int threads = o.threads;
+    if (threads < 0 || threads > 1024)
+        return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "cpu backend: threads=%d is out of range 0..1024", threads);
+    if (threads == 0)
+        threads = usable_cores();
+    if (o.max_isa < EMU2_ISA_AUTO || o.max_isa > EMU2_ISA_AVX512)
+        return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "cpu backend: unknown max_isa %d", (int)o.max_isa);
+    emu2_cpu_isa cap = o.max_isa == EMU2_ISA_AUTO ? isa_from_env() : o.max_isa;
+
+    cpu_backend *cb = calloc(1, sizeof *cb);
+    if (!cb)
+        return emu2_fail(err, EMU2_ERR_NOMEM, "cpu backend: out of memory");
+    cb->base.ops = &cpu_ops;
+    cb->base.threads = threads;
+    cb->k = cpu_kernels_select(cap);
+    cb->base.isa = cb->k->isa;
+    emu2_status st = cpu_pool_create(threads, &cb->pool, err);
+    if (st != EMU2_OK) {
+        free(cb);
+        return st;
+    }
+    *out = &cb->base;
+    return EMU2_OK;
+}

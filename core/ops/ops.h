@@ -1,0 +1,183 @@
+/* ops.h: the op interface every network is written against, and every backend implements.
+ *
+ * A backend is a table of functions (emu2_ops) plus its own state (thread pool, device handles),
+ * bundled in an emu2_backend. Networks call   be->ops->linear(be, ...)   and never know whether the
+ * CPU (core/ops/cpu/) or CUDA (kernels/, loaded with dlopen) does the work.
+ *
+ * Data layouts (see docs/OPS.md):
+ *   - activations: f32, row-major, in memory the backend owns (emu2_ops.alloc; on the CPU plain
+ *     host memory). A "row" is one token; strides are counted in floats and let ops read a slice
+ *     of a wider row (q, k and v inside a fused qkv output, one row inside a KV cache).
+ *   - weights: emu2_tensor_view in F32, F16 or BF16, read in place from the mapped checkpoint.
+ *     A matrix is [N, K] as PyTorch's Linear stores it; vectors (bias, norm weight) are [N].
+ *     Backends that need their own copy (CUDA) translate a view once with prepare_weight.
+ *   - small integer arrays (token ids, position ids, row indices, key masks) are HOST memory on
+ *     every backend: they are tiny, and the backend copies them where it needs them.
+ * Precision: every op accumulates in f32 or wider (norm statistics and the softmax op's sums in
+ * double); softmaxes subtract the row max; see docs/OPS.md for the tolerances the tests hold.
+ * Each op checks its arguments and returns a status (never aborts); outputs are undefined on error.
+ * Unless an op says otherwise, an output may alias an input of exactly the same layout. */
+#ifndef EMU2_OPS_OPS_H
+#define EMU2_OPS_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/tensor.h"
+#include "emu2.h"
+
+typedef struct emu2_backend emu2_backend;
+
+/* Which instruction set the CPU backend may use; a cap, so tests and benchmarks can force the
+ * slower paths on a machine that has the faster ones. */
+typedef enum emu2_cpu_isa {
+    EMU2_ISA_AUTO = 0, /* the best the CPU supports (or the cap in $EMU2_CPU_ISA) */
+    EMU2_ISA_SCALAR,   /* portable C */
+    EMU2_ISA_AVX2,     /* AVX2 + FMA + F16C */
+    EMU2_ISA_AVX512    /* AVX-512 F/BW/VL (+ FMA, F16C) */
+} emu2_cpu_isa;
+
+typedef struct emu2_backend_options {
+    size_t struct_size;  /* sizeof(emu2_backend_options): lets the struct grow compatibly */
+    int threads;         /* CPU worker threads, including the caller; 0 = number of cores */
+    emu2_cpu_isa max_isa;/* CPU: highest instruction set to use */
+    int device_index;    /* CUDA: which GPU */
+} emu2_backend_options;
+
+void emu2_backend_options_init(emu2_backend_options *opts);
+
+/* Weight-only formats beyond F32/F16/BF16 (int8/int4 with group-wise scales) will arrive as new
+ * fields here (a scales view and a group size); the plain view stays the first member so code
+ * written for float weights keeps working. */
+typedef struct emu2_op_weight {
+    emu2_tensor_view w; /* [N, K] in F32, F16 or BF16 */
+} emu2_op_weight;
+
+/* Attention over one batch of sequences, all heads at once.
+ * Shapes, per batch element b and head h (D = n_heads * head_dim):
+ *   q   rows i in [0, q_len)  : q   + b*q_batch_stride   + i*q_stride   + h*head_dim
+ *   k,v rows j in [0, kv_len) : k/v + b*kv_batch_stride  + j*k_stride/v_stride + h*head_dim
+ *   out rows i                : out + b*out_batch_stride + i*out_stride + h*head_dim
+ * Query i sits at position q_offset + i of the key sequence; with causal set it sees keys
+ * j <= q_offset + i (prefill: q_offset = 0; one decode step against a cache of T: q_len = 1,
+ * q_offset = T - 1). key_mask (host, [batch][kv_len], may be NULL) marks usable keys with 1 and
+ * padding with 0. A query that can see no key at all (a left-padding row) gets a zero output.
+ * Scores are q.k * scale; softmax in f32. out must not overlap q, k or v. */
+typedef struct emu2_attention_args {
+    size_t batch, n_heads, head_dim;
+    size_t q_len, kv_len, q_offset;
+    int causal;
+    float scale; /* usually 1/sqrt(head_dim) */
+    const float *q, *k, *v;
+    float *out;
+    size_t q_stride, k_stride, v_stride, out_stride;                   /* floats between rows */
+    size_t q_batch_stride, kv_batch_stride, out_batch_stride;          /* floats between batches */
+    const uint8_t *key_mask;
+} emu2_attention_args;
+
+/* Pooling grids: a [H*W, C] token-major buffer (one row per grid cell, cells row-major; the ViT's
+ * own output) or a [C, H*W] channel-major one (one row per channel). Both give the result of
+ * PyTorch's avg_pool2d(kernel=k, stride=k) on the [C, H, W] view, laid out the same way as the
+ * input: [(H/k)*(W/k), C] or [C, (H/k)*(W/k)]. Trailing cells that do not fill a window are
+ * dropped (floor mode). */
+typedef enum emu2_grid_layout { EMU2_GRID_TOKEN_MAJOR = 0, EMU2_GRID_CHANNEL_MAJOR } emu2_grid_layout;
+
+/* RoPE cos/sin tables: computed in f32 (HF: inv_freq = 1/theta^(2i/d), angle = pos*inv_freq);
+ * with this flag also rounded to bf16 as the bf16 reference does before use. */
+#define EMU2_ROPE_TABLE_BF16 1u
+
+typedef struct emu2_ops {
+    const char *name; /* "cpu", "cuda" */
+
+    /* ---------------------------------------------------------- lifetime and memory */
+    void (*destroy)(emu2_backend *be);
+    /* Activation buffers of n floats, aligned for the backend's vectors. NULL on failure (err set). */
+    float *(*alloc)(emu2_backend *be, size_t n, emu2_error *err);
+    void (*free)(emu2_backend *be, float *p);
+    /* Copies between host memory and backend memory (memcpy on the CPU). */
+    emu2_status (*upload)(emu2_backend *be, float *dst, const float *host_src, size_t n, emu2_error *err);
+    emu2_status (*download)(emu2_backend *be, float *host_dst, const float *src, size_t n, emu2_error *err);
+    /* Waits until every op issued so far has finished (a no-op on the CPU, whose ops are synchronous). */
+    emu2_status (*sync)(emu2_backend *be, emu2_error *err);
+    /* Makes a weight view usable by this backend: the CPU returns it unchanged (no copy); CUDA
+     * uploads it once and returns a view of device memory. release_weight undoes it. */
+    emu2_status (*prepare_weight)(emu2_backend *be, const emu2_tensor_view *host, emu2_tensor_view *out,
+                                  emu2_error *err);
+    void (*release_weight)(emu2_backend *be, emu2_tensor_view *prepared);
+
+    /* ---------------------------------------------------------- ops */
+    /* y[M,N] = x[M,K] . W^T (+ bias[N]); W [N,K] any float dtype, bias F32/F16/BF16 or NULL.
+     * x rows are x_stride floats apart, y rows y_stride apart (both >= their width). y must not
+     * overlap x. */
+    emu2_status (*linear)(emu2_backend *be, size_t M, size_t K, size_t N, const float *x, size_t x_stride,
+                          const emu2_op_weight *W, const emu2_tensor_view *bias, float *y, size_t y_stride,
+                          emu2_error *err);
+    /* Plain f32 matmul: C[M,N] = A[M,K] . B^T with B [N,K] row-major (both activations). */
+    emu2_status (*matmul_nt)(emu2_backend *be, size_t M, size_t K, size_t N, const float *A, const float *B,
+                             float *C, emu2_error *err);
+    /* y = (x - mean) / sqrt(var + eps) * weight + bias over each row of n (weight, bias [n], any
+     * float dtype; bias may be NULL). Biased variance, as PyTorch. */
+    emu2_status (*layernorm)(emu2_backend *be, size_t rows, size_t n, const float *x, const emu2_tensor_view *weight,
+                             const emu2_tensor_view *bias, float eps, float *y, emu2_error *err);
+    /* y = x / sqrt(mean(x^2) + eps) * weight, per row (LLaMA RMSNorm). */
+    emu2_status (*rmsnorm)(emu2_backend *be, size_t rows, size_t n, const float *x, const emu2_tensor_view *weight,
+                           float eps, float *y, emu2_error *err);
+    /* In-place rotary embedding, HF rotate-half layout (dims i and i + head_dim/2 paired) on each
+     * of n_heads heads of each row; row r is at x + r*stride and has position positions[r] (host). */
+    emu2_status (*rope)(emu2_backend *be, size_t rows, size_t n_heads, size_t head_dim, float *x, size_t stride,
+                        const int32_t *positions, float theta, unsigned flags, emu2_error *err);
+    emu2_status (*attention)(emu2_backend *be, const emu2_attention_args *args, emu2_error *err);
+    /* y = x * 0.5 * (1 + erf(x / sqrt 2)), n elements (exact GELU). */
+    emu2_status (*gelu)(emu2_backend *be, size_t n, const float *x, float *y, emu2_error *err);
+    /* y = silu(a) * b = a / (1 + exp(-a)) * b, n elements. */
+    emu2_status (*silu_mul)(emu2_backend *be, size_t n, const float *a, const float *b, float *y, emu2_error *err);
+    /* Row-wise softmax / log-softmax over n columns (f32, max-subtracted). */
+    emu2_status (*softmax)(emu2_backend *be, size_t rows, size_t n, const float *x, float *y, emu2_error *err);
+    emu2_status (*log_softmax)(emu2_backend *be, size_t rows, size_t n, const float *x, float *y, emu2_error *err);
+    /* out[i, :] = table[ids[i], :] as f32; table [V, D] any float dtype; ids (host) checked < V. */
+    emu2_status (*embedding)(emu2_backend *be, size_t n_ids, const int32_t *ids, const emu2_tensor_view *table,
+                             float *out, emu2_error *err);
+    /* k x k average pool over an H x W grid of C channels (see emu2_grid_layout). */
+    emu2_status (*avgpool2d)(emu2_backend *be, emu2_grid_layout layout, size_t C, size_t H, size_t W, size_t k,
+                             const float *x, float *y, emu2_error *err);
+    /* Non-overlapping p x p patches of a [C, H, W] image as rows: out[(py*(W/p) + px), c*p*p + ky*p + kx]
+     * = img[c, py*p + ky, px*p + kx] (the flattening order of a Conv2d weight [O, C, p, p]), so a
+     * stride-p convolution (the ViT patch embedding) is patchify + linear. Floor mode. */
+    emu2_status (*patchify)(emu2_backend *be, size_t C, size_t H, size_t W, size_t p, const float *img, float *out,
+                            emu2_error *err);
+    /* y = a + b, n elements (y may be a or b: that is add-in-place). */
+    emu2_status (*add)(emu2_backend *be, size_t n, const float *a, const float *b, float *y, emu2_error *err);
+    /* For i < n_rows: dst row (dst_rows ? dst_rows[i] : i) = src row (src_rows ? src_rows[i] : i); rows
+     * of `cols` floats, strides in floats, index arrays on the host and checked against the row
+     * counts. Scatter (splicing visual embeddings into token embeddings), gather (reordering a KV
+     * cache by beam), or both. src and dst must not overlap. */
+    emu2_status (*copy_rows)(emu2_backend *be, size_t n_rows, size_t cols, const float *src, size_t src_stride,
+                             size_t src_n_rows, const int32_t *src_rows, float *dst, size_t dst_stride,
+                             size_t dst_n_rows, const int32_t *dst_rows, emu2_error *err);
+} emu2_ops;
+
+/* The common head of every backend; each backend puts its private state after it. */
+struct emu2_backend {
+    const emu2_ops *ops;
+    int threads;          /* CPU threads in use (1 for device backends) */
+    emu2_cpu_isa isa;     /* CPU: the instruction set chosen (EMU2_ISA_AUTO for device backends) */
+    void *library;        /* dlopen handle of a loaded backend library (emu2_backend_close releases it) */
+};
+
+/* Opens a backend by device name: "cpu"; "cuda" / "cuda:N" (dlopen of libemu2_cuda.so, fails with
+ * a clear message when it or a GPU is missing); "auto" or NULL: CUDA when available, else CPU.
+ * opts may be NULL (defaults). */
+emu2_status emu2_backend_open(const char *device, const emu2_backend_options *opts, emu2_backend **out,
+                              emu2_error *err);
+void emu2_backend_close(emu2_backend *be);
+
+/* The CPU backend directly (what "cpu" opens). */
+emu2_status emu2_cpu_backend_open(const emu2_backend_options *opts, emu2_backend **out, emu2_error *err);
+const char *emu2_cpu_isa_name(emu2_cpu_isa isa);
+
+/* Symbol a CUDA backend library exports; same contract as emu2_cpu_backend_open. */
+#define EMU2_CUDA_BACKEND_SYMBOL "emu2_cuda_backend_open"
+#define EMU2_CUDA_BACKEND_LIBRARY "libemu2_cuda.so"
+typedef emu2_status (*emu2_backend_open_fn)(const emu2_backend_options *opts, emu2_backend **out, emu2_error *err);
+
+#endif

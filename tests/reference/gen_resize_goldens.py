@@ -1,0 +1,1 @@
+gen_image_goldens.py

@@ -1,0 +1,210 @@
+"""Train models/emu2-tiny-digits: a tiny Emu2-architecture model on synthetic circle/digit images.
+
+python tests/reference/train_tiny.py --steps 6000 --out models/emu2-tiny-digits
+Deterministic for a given --seed and step count (CPU, torch.set_num_threads(--threads)).
+Data: emu2ref.data (JPEG -> PIL bicubic resize cached as uint8); tokenizer: make_tokenizer.py.
+"""
+import argparse
+import json
+import math
+import os
+import random
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import emu2ref as E  # noqa: E402
+from emu2ref import data as D  # noqa: E402
+from emu2ref.preprocess import CLIP_MEAN, CLIP_STD  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PLH = E.IMG_PLH
+
+
+def tiny_config(vocab):
+    return E.make_config(
+        hidden_size=128, intermediate_size=384, num_hidden_layers=4, num_attention_heads=4, vocab_size=vocab,
+        max_position_embeddings=512, name="emu2-tiny-digits",
+        vision=dict(image_size=96, patch_size=12, width=128, layers=4, head_width=32, intermediate_size=512,
+                    n_query=16, v_query=16, eva_model_name="eva-clip-tiny-12"),
+    )
+
+
+def load_cache(path, n, seed, size):
+    if os.path.exists(path):
+        z = np.load(path)
+        return z["images"], [tuple(x) for x in json.loads(str(z["labels"]))]
+    t = time.time()
+    arr, labels = D.resized_split(n, seed, size)
+    np.savez(path, images=arr, labels=json.dumps(labels))
+    print(f"cache {path}: {n} images in {time.time() - t:.0f}s", flush=True)
+    return arr, labels
+
+
+def corrupt(label, rng):
+    c, dc, d, p = label
+    f = rng.randrange(4)
+    if f == 0:
+        c = rng.choice([x for x in D.COLORS if x != c])
+    elif f == 1:
+        dc = "black" if dc == "white" else "white"
+    elif f == 2:
+        d = rng.choice([x for x in range(10) if x != d])
+    else:
+        p = rng.choice([x for x in D.POSITIONS if x != p])
+    return (c, dc, d, p)
+
+
+def make_sample(rng, n_images):
+    """-> (prompt, answer, [image indices]); answer is appended to the prompt verbatim."""
+    r = rng.random()
+    if r < 0.45:
+        i = rng.randrange(n_images)
+        return PLH, None, [i]
+    if r < 0.72:
+        i = rng.randrange(n_images)
+        return PLH + D.DESCRIBE_PROMPT, "sentence", [i]
+    k = rng.choice([1, 2, 3, 3])
+    idx = [rng.randrange(n_images) for _ in range(k + 1)]
+    seps = [".", ".", ""] if (k == 3 and rng.random() < 0.5) else [rng.choice([".", "", " ", ". "]) for _ in range(k)]
+    return "fewshot", seps, idx
+
+
+class Batcher:
+    def __init__(self, tok, cfg, images, labels, seed):
+        self.tok, self.cfg, self.images, self.labels = tok, cfg, images, labels
+        self.rng = random.Random(seed)
+        self.nq = cfg["vision_config"]["n_query"]
+        self.eos, self.pad = cfg["eos_token_id"], cfg["pad_token_id"]
+        self.mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
+        self.std = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
+        self._memo = {}
+
+    def ids(self, text):
+        if text not in self._memo:
+            self._memo[text] = self.tok(E.expand_placeholders(text, text.count(PLH), self.nq))["input_ids"]
+        return self._memo[text]
+
+    def one(self):
+        kind, extra, idx = make_sample(self.rng, len(self.labels))
+        if kind == "fewshot":
+            prompt = ""
+            for j, i in enumerate(idx[:-1]):
+                lab = self.labels[i]
+                if self.rng.random() < 0.25:
+                    lab = corrupt(lab, self.rng)
+                prompt += PLH + D.caption(lab) + extra[j]
+            prompt += PLH
+            answer = D.caption(self.labels[idx[-1]])
+            full = prompt + answer
+        elif extra == "sentence":
+            prompt, full = kind, kind + " " + D.sentence(self.labels[idx[0]])
+        else:
+            prompt, full = kind, kind + D.caption(self.labels[idx[0]])
+        p_ids, f_ids = self.ids(prompt), self.ids(full)
+        assert f_ids[:len(p_ids)] == p_ids, (prompt, full)
+        seq = f_ids + [self.eos]
+        lab = [-100] * len(p_ids) + f_ids[len(p_ids):] + [self.eos]
+        return seq, lab, idx
+
+    def batch(self, bs):
+        items = [self.one() for _ in range(bs)]
+        T = max(len(s) for s, _, _ in items)
+        ids = torch.full((bs, T), self.pad, dtype=torch.long)
+        labels = torch.full((bs, T), -100, dtype=torch.long)
+        attn = torch.zeros((bs, T), dtype=torch.long)
+        img_idx = []
+        for b, (s, l, idx) in enumerate(items):
+            ids[b, :len(s)] = torch.tensor(s)
+            labels[b, :len(l)] = torch.tensor(l)
+            attn[b, :len(s)] = 1
+            img_idx += idx
+        px = torch.from_numpy(self.images[img_idx]).permute(0, 3, 1, 2).float().div(255)
+        px = (px - self.mean) / self.std
+        return ids, labels, attn, px
+
+
+def forward_loss(model, tok, ids, labels, attn, px):
+    lm = model.lm
+    emb = lm.model.embed_tokens(ids)
+    mask = ids == tok.convert_tokens_to_ids("<image>")
+    vis = model.encode_image(px).reshape(-1, emb.shape[-1])
+    assert vis.shape[0] == int(mask.sum())
+    emb = emb.masked_scatter(mask.unsqueeze(-1), vis)
+    out = lm(inputs_embeds=emb, attention_mask=attn, use_cache=False)
+    logits = out.logits[:, :-1].float()
+    tgt = labels[:, 1:]
+    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1), ignore_index=-100)
+    with torch.no_grad():
+        pred = logits.argmax(-1)
+        ok = ((pred == tgt) | (tgt == -100)).all(-1).float().mean().item()
+    return loss, ok
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=os.path.join(HERE, "../../models/emu2-tiny-digits"))
+    ap.add_argument("--tok", default=None, help="tokenizer dir (default: --out)")
+    ap.add_argument("--cache", default="/tmp/emu2-tiny-cache")
+    ap.add_argument("--steps", type=int, default=6000)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--warmup", type=int, default=300)
+    ap.add_argument("--n-train", type=int, default=30000)
+    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--ckpt-every", type=int, default=500)
+    ap.add_argument("--max-minutes", type=float, default=0, help="stop early (saving) after this wall time")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    os.makedirs(a.cache, exist_ok=True)
+    tok = E.load_tokenizer(a.tok or a.out)
+    cfg = tiny_config(len(tok))
+    s = cfg["vision_config"]["image_size"]
+    images, labels = load_cache(os.path.join(a.cache, f"train_{s}_s1000_n{a.n_train}.npz"), a.n_train, 1000, s)
+    model = E.build_model(cfg, seed=a.seed)
+    model.train()
+    nparam = sum(p.numel() for p in model.parameters())
+    print(f"params {nparam} ({nparam * 4 / 1e6:.1f} MB f32)", flush=True)
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "pos_embed" not in n and "cls_token" not in n]
+    no_decay = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "pos_embed" not in n and "cls_token" not in n)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}],
+                            lr=a.lr, betas=(0.9, 0.98), eps=1e-8)
+    batcher = Batcher(tok, cfg, images, labels, a.seed)
+    t0 = time.time()
+    run_loss, run_ok = 0.0, 0.0
+    for step in range(1, a.steps + 1):
+        lr = a.lr * min(1.0, step / a.warmup) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / a.steps)))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        ids, lab, attn, px = batcher.batch(a.batch)
+        loss, ok = forward_loss(model, tok, ids, lab, attn, px)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        run_loss += loss.item()
+        run_ok += ok
+        if step % 50 == 0:
+            el = time.time() - t0
+            print(f"step {step} loss {run_loss / 50:.4f} seq_exact {run_ok / 50:.3f} lr {lr:.2e} "
+                  f"{el:.0f}s ({el / step:.2f}s/step)", flush=True)
+            run_loss, run_ok = 0.0, 0.0
+        last = step == a.steps or (a.max_minutes and time.time() - t0 > a.max_minutes * 60)
+        if step % a.ckpt_every == 0 or last:
+            model.eval()
+            E.save_pretrained(model, cfg, a.out, tokenizer_dir=a.tok or a.out, fmt="safetensors", naming="hf")
+            model.train()
+            print(f"saved step {step} to {a.out}", flush=True)
+        if last:
+            break
+    print(f"done {step} steps in {time.time() - t0:.0f}s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
