@@ -1,23 +1,25 @@
 #!/usr/bin/env bash
-# scripts/demo.sh BUILD_DIR: what the engine can show today, on the shipped tiny model.
+# scripts/demo.sh BUILD_DIR: the seed's two examples on the shipped tiny model, plus the input tools.
 set -eu
 build=${1:-build}
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 emu2="$build/bin/emu2"
 model=models/emu2-tiny-digits
-img=$model/examples/blue_black_1_top_left.jpg
+ex=$model/examples
 say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+
+say emu2 describe -m $model $ex/blue_black_1_top_left.jpg
+"$emu2" describe -m "$model" "$ex/blue_black_1_top_left.jpg"
+
+prompt='[][red, white, 3, bottom left].[][yellow, white, 2, top left].[][green, black, 4, bottom right][]'
+imgs=("$ex/red_white_3_bottom_left.jpg" "$ex/yellow_white_2_top_right.jpg" "$ex/green_black_4_bottom_right.jpg"
+      "$ex/blue_black_1_top_left.jpg")
+say emu2 generate -m $model --prompt "'$prompt'" "${imgs[@]}"
+"$emu2" generate -m "$model" --prompt "$prompt" "${imgs[@]}"
 
 say emu2 inspect $model
 "$emu2" inspect "$model"
 
-prompt='[][red, white, 3, bottom left].[][yellow, white, 2, top left].[][green, black, 4, bottom right][]'
-say emu2 tokenize -m $model "$prompt"
-"$emu2" tokenize -m "$model" --json "$prompt"
-
-out=$(mktemp --suffix=.f32)
-trap 'rm -f "$out"' EXIT
-say emu2 preprocess -m $model $img -o "$out"
-"$emu2" preprocess -m "$model" "$img" -o "$out"
-echo "wrote $(stat -c %s "$out") bytes (3 x S x S float32, CLIP-normalized) to $out"
+say emu2 tokenize -m $model --json "'[]Describe the image in details:'"
+"$emu2" tokenize -m "$model" --json '[]Describe the image in details:'

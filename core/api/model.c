@@ -32,9 +32,6 @@ static emu2_status read_load_options(const emu2_load_options *in, emu2_load_opti
                          out->threads);
     if (!out->device)
         out->device = "auto";
-    if (strcmp(out->device, "auto") != 0 && strcmp(out->device, "cpu") != 0)
-        return emu2_fail(err, EMU2_ERR_UNSUPPORTED,
-                         "device '%s' is not available in this build (use \"auto\" or \"cpu\")", out->device);
     return EMU2_OK;
 }
 
@@ -97,6 +94,17 @@ emu2_status emu2_model_load(const char *dir, const emu2_load_options *opts, emu2
             st = emu2_checkpoint_open(dir, &m->ckpt, err);
         if (st == EMU2_OK)
             m->n_params = stored_param_count(m->ckpt);
+        if (st == EMU2_OK) {
+            emu2_backend_options bo;
+            emu2_backend_options_init(&bo);
+            bo.threads = m->opts.threads;
+            st = emu2_backend_open(m->opts.device, &bo, &m->be, err);
+        }
+        if (st == EMU2_OK) {
+            st = emu2_model_weights_bind(m->be, m->ckpt, &m->cfg, &m->w, err);
+            if (st != EMU2_OK)
+                emu2_fail_prefix(err, "%s: ", dir);
+        }
     }
     if (st == EMU2_OK)
         report_progress(&m->opts, "done", 3, 3);
@@ -113,6 +121,11 @@ void emu2_model_free(emu2_model *m)
 {
     if (!m)
         return;
+    /* weights and backend hold views into the checkpoint's mappings: release them first */
+    if (m->w)
+        emu2_model_weights_free(m->w);
+    if (m->be)
+        emu2_backend_close(m->be);
     if (m->ckpt)
         emu2_checkpoint_close(m->ckpt);
     if (m->tok)
@@ -152,7 +165,7 @@ emu2_status emu2_model_get_info(emu2_model *m, emu2_model_info *info)
     info->pad_id = c->pad_token_id;
     info->image_token_id = m->image_token_id;
     info->n_params = m->n_params;
-    info->device = "cpu";
+    info->device = m->be ? m->be->ops->name : "none (loaded without weights)";
     m->last_error[0] = '\0';
     return EMU2_OK;
 }

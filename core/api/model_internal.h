@@ -7,6 +7,8 @@
 #include "emu2.h"
 #include "io/checkpoint.h"
 #include "io/config.h"
+#include "model/weights.h"
+#include "ops/ops.h"
 #include "text/tokenizer.h"
 
 struct emu2_model {
@@ -14,6 +16,8 @@ struct emu2_model {
     emu2_config cfg;
     emu2_tokenizer *tok;
     emu2_checkpoint *ckpt; /* NULL with EMU2_LOAD_NO_WEIGHTS */
+    emu2_backend *be;      /* the device that runs the networks (NULL with EMU2_LOAD_NO_WEIGHTS) */
+    emu2_model_weights *w; /* the checkpoint's tensors bound to the networks, shapes checked */
     uint64_t n_params;
     int32_t image_token_id;
     char last_error[EMU2_ERROR_MESSAGE_MAX];

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "image/image.h"
 
@@ -39,42 +40,6 @@ static int image_size_from_config(const char *dir)
         return 0;
     }
     return (int)size;
-}
-
-/* Reads at most max_bytes + 1 bytes, so an oversized file is reported by the decoder's limit. */
-static unsigned char *read_file(const char *path, size_t max_bytes, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "emu2 preprocess: %s: %s\n", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 20, len = 0;
-    unsigned char *buf = malloc(cap);
-    while (buf) {
-        size_t want = cap - len;
-        size_t got = fread(buf + len, 1, want, f);
-        len += got;
-        if (got < want || len > max_bytes)
-            break;
-        unsigned char *bigger = realloc(buf, cap * 2);
-        if (!bigger) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = bigger;
-        cap *= 2;
-    }
-    int failed = ferror(f);
-    fclose(f);
-    if (!buf || failed) {
-        fprintf(stderr, "emu2 preprocess: %s: %s\n", path, buf ? "read error" : "out of memory");
-        free(buf);
-        return NULL;
-    }
-    *n = len;
-    return buf;
 }
 
 static int write_f32_le(const char *path, const float *v, size_t count)
@@ -147,7 +112,7 @@ int emu2_cmd_preprocess(int argc, char **argv)
         return 1;
 
     size_t n = 0;
-    unsigned char *bytes = read_file(image_path, EMU2_IMAGE_DEFAULT_MAX_BYTES, &n);
+    unsigned char *bytes = emu2_cli_read_file("preprocess", image_path, EMU2_IMAGE_DEFAULT_MAX_BYTES, &n);
     if (!bytes)
         return 1;
     emu2_error err = {0};

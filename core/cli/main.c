@@ -10,6 +10,8 @@ static const struct {
     int (*run)(int argc, char **argv);
     const char *summary;
 } commands[] = {
+    {"describe", emu2_cmd_describe, "describe images (one caption per image)"},
+    {"generate", emu2_cmd_generate, "answer a prompt with one placeholder per image"},
     {"inspect", emu2_cmd_inspect, "check a model folder: tensors, dtypes, parameter counts, mismatches"},
     {"tokenize", emu2_cmd_tokenize, "print the token ids of a prompt"},
     {"preprocess", emu2_cmd_preprocess, "write an image's normalized CHW float32 tensor"},

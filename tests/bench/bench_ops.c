@@ -1,5 +1,6 @@
 /* bench_ops.c: matmul (linear) throughput of the CPU backend, in GFLOP/s, for f32 / f16 / bf16
- * weights at M=1 (decode, memory-bound) and M=256 (prefill, compute-bound). Not part of make test.
+ * weights at M=1 (decode, memory-bound), M=5 (a 5-beam decode step) and M=256 (prefill, compute-bound),
+ * then GELU and attention at the EVA block's size. Not part of make test.
  *
  *   make BUILD=build lib
  *   cc -O2 -Icore/include -Icore tests/bench/bench_ops.c build/libemu2.a -lm -lpthread -ldl -lstdc++ \
@@ -56,7 +57,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < N * K; i++)
         ((float *)w)[i] = (float)((i * 104729) % 1000) / 1000.0f - 0.5f;
     static const emu2_dtype dts[] = {EMU2_DT_F32, EMU2_DT_F16, EMU2_DT_BF16};
-    static const size_t Ms[] = {1, 256};
+    static const size_t Ms[] = {1, 5, 256}; /* decode, a 5-beam decode step, prefill */
     for (size_t d = 0; d < 3; d++) {
         if (dts[d] != EMU2_DT_F32) /* rewrite the first half of w as 16-bit values */
             for (size_t i = 0; i < N * K; i++) {
@@ -65,7 +66,7 @@ int main(int argc, char **argv)
             }
         emu2_op_weight W = {.w = {.dtype = dts[d], .ndim = 2, .shape = {(int64_t)N, (int64_t)K}, .data = w,
                                   .nbytes = N * K * emu2_dtype_size(dts[d])}};
-        for (size_t mi = 0; mi < 2; mi++) {
+        for (size_t mi = 0; mi < 3; mi++) {
             size_t M = Ms[mi];
             double flops = 2.0 * M * K * N, t0 = now(), c0 = cpu_now(), t;
             int reps = 0;

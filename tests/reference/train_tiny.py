@@ -83,6 +83,7 @@ class Batcher:
         self.mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
         self.std = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
         self._memo = {}
+        self.cell = circle_cells(images, cfg)
 
     def ids(self, text):
         if text not in self._memo:
@@ -125,14 +126,64 @@ class Batcher:
             img_idx += idx
         px = torch.from_numpy(self.images[img_idx]).permute(0, 3, 1, 2).float().div(255)
         px = (px - self.mean) / self.std
-        return ids, labels, attn, px
+        aux = torch.tensor([label_index(self.labels[i]) + [self.cell[i]] for i in img_idx], dtype=torch.long)
+        return ids, labels, attn, px, aux
 
 
-def forward_loss(model, tok, ids, labels, attn, px):
+FIELD_SIZES = (len(D.COLORS), len(D.DIGIT_COLORS), 10, len(D.POSITIONS))
+
+
+def label_index(label):
+    c, dc, d, p = label
+    return [list(D.COLORS).index(c), list(D.DIGIT_COLORS).index(dc), d, D.POSITIONS.index(p)]
+
+
+def circle_cells(images, cfg):
+    """Index of the pooled visual token whose cell holds the circle's centroid (from the pixels)."""
+    n = images.shape[0]
+    side = int(round(cfg["vision_config"]["n_query"] ** 0.5))
+    cell = images.shape[1] / side
+    out = []
+    for i in range(0, n, 1000):
+        a = images[i:i + 1000].astype(np.int16)
+        fg = np.abs(a - a[:, :1, :1, :]).sum(-1) > 60  # differs from the (corner) background
+        ys, xs = np.arange(a.shape[1])[None, :, None], np.arange(a.shape[2])[None, None, :]
+        cnt = fg.sum((1, 2)).clip(min=1)
+        cy, cx = (fg * ys).sum((1, 2)) / cnt, (fg * xs).sum((1, 2)) / cnt
+        out += list((np.minimum(cy // cell, side - 1) * side + np.minimum(cx // cell, side - 1)).astype(int))
+    return out
+
+
+class AuxHeads(torch.nn.Module):
+    """Training-only linear probes on the pooled visual tokens (one per caption field). They give the
+    vision tower a direct signal early in training; they are not part of the shipped model."""
+
+    def __init__(self, cfg, local_digit=True):
+        super().__init__()
+        v = cfg["vision_config"]
+        self.fc = torch.nn.Linear(v["n_query"] * v["width"], sum(FIELD_SIZES))
+        # one digit classifier shared by all visual tokens, applied at the token holding the circle
+        self.local_digit = torch.nn.Linear(v["width"], 10) if local_digit else None
+
+    def forward(self, pooled, target):
+        logits = self.fc(pooled.flatten(1)).split(FIELD_SIZES, dim=-1)
+        loss = sum(F.cross_entropy(lg, target[:, k]) for k, lg in enumerate(logits)) / len(FIELD_SIZES)
+        acc = [(lg.argmax(-1) == target[:, k]).float().mean().item() for k, lg in enumerate(logits)]
+        if self.local_digit is None:
+            return loss, acc + [0.0]
+        loc = self.local_digit(pooled[torch.arange(pooled.shape[0]), target[:, 4]])
+        loss = loss + F.cross_entropy(loc, target[:, 2])
+        acc.append((loc.argmax(-1) == target[:, 2]).float().mean().item())
+        return loss, acc
+
+
+def forward_loss(model, tok, ids, labels, attn, px, aux=None, heads=None):
     lm = model.lm
     emb = lm.model.embed_tokens(ids)
     mask = ids == tok.convert_tokens_to_ids("<image>")
-    vis = model.encode_image(px).reshape(-1, emb.shape[-1])
+    pooled = model.pool(model.vision_tower(px))
+    aux_loss, aux_acc = heads(pooled, aux) if heads is not None else (0.0, None)
+    vis = model.project_up(pooled).reshape(-1, emb.shape[-1])
     assert vis.shape[0] == int(mask.sum())
     emb = emb.masked_scatter(mask.unsqueeze(-1), vis)
     out = lm(inputs_embeds=emb, attention_mask=attn, use_cache=False)
@@ -142,7 +193,7 @@ def forward_loss(model, tok, ids, labels, attn, px):
     with torch.no_grad():
         pred = logits.argmax(-1)
         ok = ((pred == tgt) | (tgt == -100)).all(-1).float().mean().item()
-    return loss, ok
+    return loss, aux_loss, ok, aux_acc
 
 
 def main():
@@ -155,6 +206,10 @@ def main():
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--warmup", type=int, default=300)
     ap.add_argument("--n-train", type=int, default=30000)
+    ap.add_argument("--aux-weight", type=float, default=1.0, help="weight of the training-only field probes")
+    ap.add_argument("--local-digit", type=int, default=1, help="shared per-token digit probe (0/1)")
+    ap.add_argument("--stop-after", type=int, default=0, help="stop (saving) after this step of the schedule")
+    ap.add_argument("--init", default=None, help="start from this saved model (continued training)")
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ckpt-every", type=int, default=500)
@@ -167,35 +222,44 @@ def main():
     cfg = tiny_config(len(tok))
     s = cfg["vision_config"]["image_size"]
     images, labels = load_cache(os.path.join(a.cache, f"train_{s}_s1000_n{a.n_train}.npz"), a.n_train, 1000, s)
-    model = E.build_model(cfg, seed=a.seed)
+    if a.init:
+        model, _ = E.load_pretrained(a.init)
+        print(f"init from {a.init}", flush=True)
+    else:
+        model = E.build_model(cfg, seed=a.seed)
     model.train()
     nparam = sum(p.numel() for p in model.parameters())
     print(f"params {nparam} ({nparam * 4 / 1e6:.1f} MB f32)", flush=True)
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "pos_embed" not in n and "cls_token" not in n]
-    no_decay = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "pos_embed" not in n and "cls_token" not in n)]
+    heads = AuxHeads(cfg, a.local_digit) if a.aux_weight > 0 else None
+    named = list(model.named_parameters()) + (list(heads.named_parameters()) if heads is not None else [])
+    decay = [p for n, p in named if p.dim() >= 2 and "pos_embed" not in n and "cls_token" not in n]
+    no_decay = [p for n, p in named if not (p.dim() >= 2 and "pos_embed" not in n and "cls_token" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=a.lr, betas=(0.9, 0.98), eps=1e-8)
     batcher = Batcher(tok, cfg, images, labels, a.seed)
     t0 = time.time()
-    run_loss, run_ok = 0.0, 0.0
+    run_loss, run_ok, run_aux = 0.0, 0.0, [0.0] * 5
     for step in range(1, a.steps + 1):
         lr = a.lr * min(1.0, step / a.warmup) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / a.steps)))
         for g in opt.param_groups:
             g["lr"] = lr
-        ids, lab, attn, px = batcher.batch(a.batch)
-        loss, ok = forward_loss(model, tok, ids, lab, attn, px)
+        ids, lab, attn, px, aux = batcher.batch(a.batch)
+        loss, aux_loss, ok, aux_acc = forward_loss(model, tok, ids, lab, attn, px, aux, heads)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        (loss + a.aux_weight * aux_loss).backward()
+        torch.nn.utils.clip_grad_norm_([p for _, p in named], 1.0)
+        if aux_acc is not None:
+            run_aux = [r + x for r, x in zip(run_aux, aux_acc)]
         opt.step()
         run_loss += loss.item()
         run_ok += ok
         if step % 50 == 0:
             el = time.time() - t0
-            print(f"step {step} loss {run_loss / 50:.4f} seq_exact {run_ok / 50:.3f} lr {lr:.2e} "
-                  f"{el:.0f}s ({el / step:.2f}s/step)", flush=True)
-            run_loss, run_ok = 0.0, 0.0
-        last = step == a.steps or (a.max_minutes and time.time() - t0 > a.max_minutes * 60)
+            probe = " ".join(f"{x / 50:.2f}" for x in run_aux)
+            print(f"step {step} loss {run_loss / 50:.4f} seq_exact {run_ok / 50:.3f} probe_acc {probe} "
+                  f"lr {lr:.2e} {el:.0f}s ({el / step:.2f}s/step)", flush=True)
+            run_loss, run_ok, run_aux = 0.0, 0.0, [0.0] * 5
+        last = step == a.steps or step == a.stop_after or (a.max_minutes and time.time() - t0 > a.max_minutes * 60)
         if step % a.ckpt_every == 0 or last:
             model.eval()
             E.save_pretrained(model, cfg, a.out, tokenizer_dir=a.tok or a.out, fmt="safetensors", naming="hf")

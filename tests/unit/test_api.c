@@ -45,7 +45,7 @@ TEST(load_rejects_bad_options)
     CHECKF(strstr(err.message, "threads") != NULL, "message: %s", err.message);
     emu2_load_options_init(&o);
     o.device = "tpu:7";
-    CHECK(emu2_model_load(tiny(), &o, &m, &err) == EMU2_ERR_UNSUPPORTED);
+    CHECK(emu2_model_load(tiny(), &o, &m, &err) == EMU2_ERR_INVALID_ARGUMENT);
     CHECKF(strstr(err.message, "tpu:7") != NULL, "message: %s", err.message);
     emu2_load_options_init(&o);
     o.struct_size = 3;

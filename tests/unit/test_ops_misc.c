@@ -1,6 +1,7 @@
 /* test_ops_misc.c: norms, activations, softmaxes, embedding, pooling, row copies, adds, backend
  * selection and the thread pool, against double references, on every ISA path and thread count. */
 #include <stdatomic.h>
+#include <time.h>
 
 #include "check.h"
 #include "ops/cpu/kernels.h"
@@ -472,6 +473,31 @@ TEST(thread_pool_runs_every_task_once)
     CHECK(cpu_pool_create(0, &pool, NULL) == EMU2_ERR_INVALID_ARGUMENT && pool == NULL);
 }
 
+struct sleepy_ctx {
+    atomic_int workers_ran;
+};
+
+static void sleepy_task(void *p, size_t task, int thread)
+{
+    (void)task;
+    struct sleepy_ctx *c = p;
+    struct timespec ts = {0, 2000000}; /* 2 ms: the caller cannot take every task before a worker wakes */
+    nanosleep(&ts, NULL);
+    if (thread != 0)
+        atomic_fetch_add(&c->workers_ran, 1);
+}
+
+/* The workers really take part (the caller alone would also give right answers). */
+TEST(thread_pool_workers_take_tasks)
+{
+    cpu_pool *pool = NULL;
+    CHECK(cpu_pool_create(3, &pool, NULL) == EMU2_OK);
+    struct sleepy_ctx c = {0};
+    cpu_pool_run(pool, 12, sleepy_task, &c);
+    cpu_pool_destroy(pool);
+    CHECKF(atomic_load(&c.workers_ran) > 0, "no task ran on a worker thread");
+}
+
 int main(void)
 {
     RUN(norms_match_reference);
@@ -485,5 +511,6 @@ int main(void)
     RUN(patchify_plus_linear_is_the_patch_convolution);
     RUN(backend_open_by_device_name);
     RUN(thread_pool_runs_every_task_once);
+    RUN(thread_pool_workers_take_tasks);
     return check_finish();
 }

@@ -94,13 +94,10 @@ INLINE512 void direct_body(const float *x, size_t ldx, const int mr, const void 
                 acc[i][j] = _mm512_fmadd_ps(xv[i], wv, acc[i][j]);
         }
     }
-    /* constant trip counts: the accumulators must stay registers, not a stack array */
+    /* sum4 writes all four columns (the extra ones repeat the last row and are ignored: c has room) */
 #pragma GCC unroll 4
     for (int i = 0; i < mr; i++)
-#pragma GCC unroll 4
-        for (size_t j = 0; j < 4; j++)
-            if (j < nr)
-                c[i * 4 + j] = _mm512_reduce_add_ps(acc[i][j]);
+        _mm_storeu_ps(c + i * 4, sum4(acc[i][0], acc[i][1], acc[i][2], acc[i][3]));
 }
 
 #define DIRECT_FOR_DTYPE(DT)                                                                                 \

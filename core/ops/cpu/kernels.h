@@ -21,7 +21,8 @@ typedef struct cpu_kernels {
     /* c[i*4+j] = sum_k a[i*lda + k] * b[j*kp + k] for i, j < 4, k < kp; kp is a multiple of CPU_KPAD. */
     void (*tile_packed)(const float *a, size_t lda, const float *b, size_t kp, float *c);
     /* c[i*4+j] = sum_k x[i*ldx + k] * w[j*ldw + k] for i < mr, j < nr (mr, nr in 1..4), any k;
-     * w in dtype dt (F32/F16/BF16), ldw in elements. Converts w on the fly (small-M path). */
+     * w in dtype dt (F32/F16/BF16), ldw in elements. Converts w on the fly (small-M path). c has
+     * room for 4x4; entries past nr may be overwritten with junk. */
     void (*tile_direct)(const float *x, size_t ldx, size_t mr, const void *w, emu2_dtype dt, size_t ldw, size_t nr,
                         size_t k, float *c);
     /* dst[i] = (float)src[i], src in F32/F16/BF16. */

@@ -1,0 +1,280 @@
+/* cmd_generate.c: `emu2 describe` (one caption per image) and `emu2 generate` (one prompt with one
+ * placeholder per image, e.g. the published few-shot example). Exit 0 on success, 1 when the work
+ * fails (message on stderr), 2 on a usage error. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli_util.h"
+#include "cli/commands.h"
+#include "emu2.h"
+#include "image/image.h"
+
+typedef struct gen_args {
+    const char *cmd;
+    const char *model_dir;
+    const char *prompt;
+    const char *device;
+    const char **images;
+    int n_images;
+    int json, stream, threads;
+    emu2_gen_options opts;
+} gen_args;
+
+static void usage(FILE *f, const char *cmd)
+{
+    if (!strcmp(cmd, "describe"))
+        fprintf(f, "usage: emu2 describe -m MODEL_DIR [options] IMAGE...\n"
+                   "  Describes each image (prompt \"[]Describe the image in details:\" unless --prompt P,\n"
+                   "  which is appended after the image). One line per image.\n");
+    else
+        fprintf(f, "usage: emu2 generate -m MODEL_DIR --prompt P [options] IMAGE...\n"
+                   "  Answers one prompt with one image placeholder (\"[]\" or \"[<IMG_PLH>]\") per IMAGE, in order,\n"
+                   "  e.g. --prompt '[][red, white, 3, bottom left].[][yellow, white, 2, top left].[]"
+                   "[green, black, 4, bottom right][]'\n");
+    fprintf(f, "options:\n"
+               "  -m, --model DIR           model folder (config.json, tokenizer, weights)\n"
+               "  -p, --prompt P            the prompt\n"
+               "  --max-new-tokens N        default 64\n"
+               "  --num-beams N             default 5 (1 = greedy, or sampling with --sample)\n"
+               "  --length-penalty F        beam score = sum logprob / length^F; default -1 (favours short answers)\n"
+               "  --min-length N            default 1\n"
+               "  --sample                  sample instead of searching (with --num-beams 1)\n"
+               "  --temperature F --top-k N --top-p F --seed N   sampling controls\n"
+               "  --repetition-penalty F    default 1.0 (off)\n"
+               "  --stream                  print tokens as they are generated\n"
+               "  --json                    one JSON object per result\n"
+               "  --threads N               CPU threads (default: all cores)\n"
+               "  --device D                auto, cpu, cuda, cuda:N (default auto)\n");
+}
+
+/* Parses argv into a; returns 0, or the exit code to use. */
+static int parse_args(int argc, char **argv, gen_args *a)
+{
+    emu2_gen_options_init(&a->opts);
+    a->images = calloc((size_t)argc, sizeof *a->images);
+    if (!a->images)
+        return 1;
+    const char *c = a->cmd;
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        long n;
+        double d;
+#define NEED_VALUE()                                                                                                   \
+    do {                                                                                                               \
+        if (!v) {                                                                                                      \
+            fprintf(stderr, "emu2 %s: %s needs a value\n", c, o);                                                      \
+            return 2;                                                                                                  \
+        }                                                                                                              \
+        i++;                                                                                                           \
+    } while (0)
+        if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
+            usage(stdout, c);
+            return -1;
+        } else if (!strcmp(o, "-m") || !strcmp(o, "--model")) {
+            NEED_VALUE();
+            a->model_dir = v;
+        } else if (!strcmp(o, "-p") || !strcmp(o, "--prompt")) {
+            NEED_VALUE();
+            a->prompt = v;
+        } else if (!strcmp(o, "--device")) {
+            NEED_VALUE();
+            a->device = v;
+        } else if (!strcmp(o, "--max-new-tokens")) {
+            NEED_VALUE();
+            if (emu2_cli_parse_int(c, o, v, 1, 8192, &n))
+                return 2;
+            a->opts.max_new_tokens = (int)n;
+        } else if (!strcmp(o, "--num-beams")) {
+            NEED_VALUE();
+            if (emu2_cli_parse_int(c, o, v, 1, 64, &n))
+                return 2;
+            a->opts.num_beams = (int)n;
+        } else if (!strcmp(o, "--min-length")) {
+            NEED_VALUE();
+            if (emu2_cli_parse_int(c, o, v, 0, 8192, &n))
+                return 2;
+            a->opts.min_length = (int)n;
+        } else if (!strcmp(o, "--top-k")) {
+            NEED_VALUE();
+            if (emu2_cli_parse_int(c, o, v, 0, 1 << 20, &n))
+                return 2;
+            a->opts.top_k = (int)n;
+        } else if (!strcmp(o, "--seed")) {
+            NEED_VALUE();
+            if (emu2_cli_parse_int(c, o, v, 0, 0x7fffffffL, &n))
+                return 2;
+            a->opts.seed = (uint64_t)n;
+        } else if (!strcmp(o, "--threads")) {
+            NEED_VALUE();
+            if (emu2_cli_parse_int(c, o, v, 0, 1024, &n))
+                return 2;
+            a->threads = (int)n;
+        } else if (!strcmp(o, "--length-penalty")) {
+            NEED_VALUE();
+            if (emu2_cli_parse_float(c, o, v, -100, 100, &d))
+                return 2;
+            a->opts.length_penalty = (float)d;
+        } else if (!strcmp(o, "--temperature")) {
+            NEED_VALUE();
+            if (emu2_cli_parse_float(c, o, v, 1e-6, 100, &d))
+                return 2;
+            a->opts.temperature = (float)d;
+        } else if (!strcmp(o, "--top-p")) {
+            NEED_VALUE();
+            if (emu2_cli_parse_float(c, o, v, 1e-6, 1, &d))
+                return 2;
+            a->opts.top_p = (float)d;
+        } else if (!strcmp(o, "--repetition-penalty")) {
+            NEED_VALUE();
+            if (emu2_cli_parse_float(c, o, v, 1e-6, 100, &d))
+                return 2;
+            a->opts.repetition_penalty = (float)d;
+        } else if (!strcmp(o, "--sample")) {
+            a->opts.do_sample = 1;
+        } else if (!strcmp(o, "--stream")) {
+            a->stream = 1;
+        } else if (!strcmp(o, "--json")) {
+            a->json = 1;
+        } else if (o[0] == '-' && o[1]) {
+            fprintf(stderr, "emu2 %s: unknown option '%s'\n", c, o);
+            usage(stderr, c);
+            return 2;
+        } else {
+            a->images[a->n_images++] = o;
+        }
+#undef NEED_VALUE
+    }
+    if (!a->model_dir) {
+        fprintf(stderr, "emu2 %s: -m MODEL_DIR is required\n", c);
+        return 2;
+    }
+    if (!strcmp(c, "generate") && !a->prompt) {
+        fprintf(stderr, "emu2 generate: --prompt is required\n");
+        return 2;
+    }
+    if (!strcmp(c, "describe") && a->n_images == 0) {
+        fprintf(stderr, "emu2 describe: give at least one IMAGE\n");
+        return 2;
+    }
+    return 0;
+}
+
+static int print_piece(void *user, int32_t id, const char *piece)
+{
+    (void)user;
+    (void)id;
+    fputs(piece, stderr);
+    fflush(stderr);
+    return 0;
+}
+
+/* Prints one result: plain text, or a JSON object with the inputs that produced it. */
+static void print_result(const gen_args *a, const char *image, const char *text)
+{
+    if (!a->json) {
+        if (a->stream)
+            fputc('\n', stderr);
+        puts(text);
+        return;
+    }
+    json_t *o = json_object();
+    if (image)
+        json_object_set_new(o, "image", json_string(image));
+    else {
+        json_t *imgs = json_array();
+        for (int i = 0; i < a->n_images; i++)
+            json_array_append_new(imgs, json_string(a->images[i]));
+        json_object_set_new(o, "images", imgs);
+    }
+    if (a->prompt)
+        json_object_set_new(o, "prompt", json_string(a->prompt));
+    json_object_set_new(o, "text", json_string(text));
+    char *s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
+    if (s)
+        puts(s);
+    free(s);
+    json_decref(o);
+}
+
+static int run(gen_args *a)
+{
+    emu2_load_options lo;
+    emu2_load_options_init(&lo);
+    lo.threads = a->threads;
+    if (a->device)
+        lo.device = a->device;
+    lo.progress = emu2_cli_progress;
+    lo.progress_user = (void *)"loading model";
+    emu2_model *m;
+    emu2_error err;
+    if (emu2_model_load(a->model_dir, &lo, &m, &err) != EMU2_OK) {
+        fprintf(stderr, "emu2 %s: %s\n", a->cmd, err.message);
+        return 1;
+    }
+    if (a->stream)
+        a->opts.on_token = print_piece;
+
+    int rc = 0;
+    emu2_image_bytes *imgs = calloc((size_t)a->n_images + 1, sizeof *imgs);
+    for (int i = 0; imgs && i < a->n_images; i++) {
+        size_t n = 0;
+        imgs[i].data = emu2_cli_read_file(a->cmd, a->images[i], EMU2_IMAGE_DEFAULT_MAX_BYTES, &n);
+        imgs[i].size = n;
+        if (!imgs[i].data)
+            rc = 1;
+    }
+    if (!imgs)
+        rc = 1;
+    if (rc == 0 && !strcmp(a->cmd, "describe")) {
+        /* one caption per image; a bad image fails its line, the others still run */
+        for (int i = 0; i < a->n_images; i++) {
+            char *text = NULL;
+            if (emu2_describe(m, imgs[i].data, imgs[i].size, a->prompt, &a->opts, &text) != EMU2_OK) {
+                fprintf(stderr, "emu2 describe: %s: %s\n", a->images[i], emu2_model_last_error(m));
+                rc = 1;
+                continue;
+            }
+            print_result(a, a->images[i], text);
+            emu2_free(text);
+        }
+    } else if (rc == 0) {
+        char *text = NULL;
+        if (emu2_generate(m, a->prompt, imgs, (size_t)a->n_images, &a->opts, &text) != EMU2_OK) {
+            fprintf(stderr, "emu2 generate: %s\n", emu2_model_last_error(m));
+            rc = 1;
+        } else {
+            print_result(a, NULL, text);
+        }
+        emu2_free(text);
+    }
+    for (int i = 0; imgs && i < a->n_images; i++)
+        free((void *)imgs[i].data);
+    free(imgs);
+    emu2_model_free(m);
+    return rc;
+}
+
+static int run_command(const char *cmd, int argc, char **argv)
+{
+    gen_args a = {.cmd = cmd};
+    int rc = parse_args(argc, argv, &a);
+    if (rc == 0)
+        rc = run(&a);
+    else if (rc < 0)
+        rc = 0;
+    free(a.images);
+    return rc;
+}
+
+int emu2_cmd_describe(int argc, char **argv)
+{
+    return run_command("describe", argc, argv);
+}
+
+int emu2_cmd_generate(int argc, char **argv)
+{
+    return run_command("generate", argc, argv);
+}

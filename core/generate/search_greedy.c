@@ -1,0 +1,155 @@
+/* search_greedy.c: greedy search and multinomial sampling (num_beams = 1), as HF 4.31's
+ * greedy_search / sample: processors (repetition on raw logits, min length) then, when sampling,
+ * temperature, top-k, top-p and a draw. A row stops at EOS; later steps feed it pad_id. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/checked.h"
+#include "common/error.h"
+#include "generate/logits.h"
+#include "generate/search_internal.h"
+
+typedef struct greedy_state {
+    float *logits;          /* [batch, vocab] of the last step */
+    float *work;            /* [vocab] one row being processed */
+    float *topk_scratch;    /* [vocab] */
+    emu2_scored_id *sorted; /* [vocab] top-p */
+    unsigned char *mark;    /* [vocab] repetition penalty */
+    int32_t *chosen;        /* [batch] */
+    int32_t **seq;          /* [batch] growable: BOS + generated ids (EOS never stored) */
+    size_t *seq_len, *seq_cap;
+    unsigned char *running; /* [batch] 1 until EOS */
+} greedy_state;
+
+static void state_free(greedy_state *s, size_t batch)
+{
+    if (s->seq)
+        for (size_t b = 0; b < batch; b++)
+            free(s->seq[b]);
+    free(s->seq);
+    free(s->seq_len);
+    free(s->seq_cap);
+    free(s->logits);
+    free(s->work);
+    free(s->topk_scratch);
+    free(s->sorted);
+    free(s->mark);
+    free(s->chosen);
+    free(s->running);
+}
+
+static emu2_status state_init(greedy_state *s, const emu2_search_ctx *c, size_t batch, emu2_error *err)
+{
+    size_t vocab = (size_t)c->lm->vocab, rows_vocab;
+    memset(s, 0, sizeof *s);
+    if (!emu2_mul_size(batch, vocab, &rows_vocab))
+        return emu2_fail(err, EMU2_ERR_LIMIT, "generation: batch %zu x vocab %zu is too large", batch, vocab);
+    if (!(s->logits = emu2_search_alloc(rows_vocab, sizeof(float), "logits", err)) ||
+        !(s->work = emu2_search_alloc(vocab, sizeof(float), "logits row", err)) ||
+        !(s->topk_scratch = emu2_search_alloc(vocab, sizeof(float), "top-k scratch", err)) ||
+        !(s->sorted = emu2_search_alloc(vocab, sizeof(emu2_scored_id), "top-p scratch", err)) ||
+        !(s->chosen = emu2_search_alloc(batch, sizeof(int32_t), "tokens", err)))
+        return err ? err->status : EMU2_ERR_NOMEM;
+    s->mark = calloc(vocab, 1);
+    s->seq = calloc(batch, sizeof *s->seq);
+    s->seq_len = calloc(batch, sizeof *s->seq_len);
+    s->seq_cap = calloc(batch, sizeof *s->seq_cap);
+    s->running = calloc(batch, 1);
+    if (!s->mark || !s->seq || !s->seq_len || !s->seq_cap || !s->running)
+        return emu2_fail(err, EMU2_ERR_NOMEM, "generation: out of memory for %zu sequences", batch);
+    for (size_t b = 0; b < batch; b++) {
+        emu2_status st = emu2_ids_push(&s->seq[b], &s->seq_len[b], &s->seq_cap[b], c->ids.bos, err);
+        if (st != EMU2_OK)
+            return st;
+        s->running[b] = 1;
+    }
+    return EMU2_OK;
+}
+
+/* Picks the next id of row b from s->logits (HF: processors, then warpers when sampling). */
+static emu2_status choose(const emu2_search_ctx *c, greedy_state *s, size_t b, size_t step, emu2_rng *rng,
+                          emu2_error *err)
+{
+    const emu2_gen_options *o = c->opts;
+    int32_t vocab = c->lm->vocab;
+    const float *row = s->logits + b * (size_t)vocab;
+    emu2_status st = emu2_logits_check(row, vocab, b, step, err);
+    if (st != EMU2_OK)
+        return st;
+    memcpy(s->work, row, (size_t)vocab * sizeof *row);
+    emu2_logits_scratch scratch = {s->topk_scratch, s->sorted, s->mark};
+    /* seq_len = 1 (BOS) + generated = HF cur_len */
+    emu2_logits_process(s->work, vocab, o, s->seq[b], s->seq_len[b], c->ids.eos, &scratch);
+    if (!o->do_sample) {
+        s->chosen[b] = emu2_argmax(s->work, vocab);
+        return EMU2_OK;
+    }
+    emu2_logits_warp(s->work, vocab, o, 1, &scratch);
+    s->chosen[b] = emu2_sample(s->work, vocab, rng);
+    return EMU2_OK;
+}
+
+/* Moves the generated ids (after the BOS) into the result. */
+static void export_items(greedy_state *s, size_t batch, emu2_search_result *out)
+{
+    for (size_t b = 0; b < batch; b++) {
+        emu2_search_item *it = &out->items[b];
+        it->n_ids = s->seq_len[b] - 1;
+        memmove(s->seq[b], s->seq[b] + 1, it->n_ids * sizeof(int32_t));
+        it->ids = s->seq[b];
+        s->seq[b] = NULL;
+    }
+}
+
+emu2_status emu2_search_greedy(const emu2_search_ctx *c, const float *prefill_logits, size_t batch,
+                               emu2_search_result *out, emu2_error *err)
+{
+    const emu2_gen_options *o = c->opts;
+    size_t vocab = (size_t)c->lm->vocab;
+    greedy_state s;
+    emu2_status st = state_init(&s, c, batch, err);
+    if (st == EMU2_OK && !(out->items = calloc(batch, sizeof *out->items)))
+        st = emu2_fail(err, EMU2_ERR_NOMEM, "generation: out of memory for %zu results", batch);
+    if (st != EMU2_OK) {
+        state_free(&s, batch);
+        return st;
+    }
+    out->batch = batch;
+    memcpy(s.logits, prefill_logits, batch * vocab * sizeof(float));
+    emu2_rng rng;
+    emu2_rng_seed(&rng, o->seed);
+    size_t running = batch;
+    for (size_t step = 0;; step++) {
+        for (size_t b = 0; b < batch && st == EMU2_OK; b++)
+            s.chosen[b] = c->ids.pad;
+        for (size_t b = 0; b < batch && st == EMU2_OK; b++)
+            if (s.running[b])
+                st = choose(c, &s, b, step, &rng, err);
+        for (size_t b = 0; b < batch && st == EMU2_OK && !out->stopped; b++) {
+            if (!s.running[b])
+                continue;
+            int32_t id = s.chosen[b];
+            if (id == c->ids.eos) {
+                s.running[b] = 0;
+                out->items[b].ended_by_eos = 1;
+                running--;
+                continue;
+            }
+            st = emu2_ids_push(&s.seq[b], &s.seq_len[b], &s.seq_cap[b], id, err);
+            int stop = 0;
+            if (st == EMU2_OK)
+                st = emu2_search_emit(c, b, id, &stop, err);
+            if (stop)
+                out->stopped = 1;
+        }
+        if (st != EMU2_OK || out->stopped || running == 0 || step + 1 >= (size_t)o->max_new_tokens)
+            break;
+        st = c->lm->step(c->lm->user, s.chosen, batch, s.logits, err);
+        out->decoder_steps++;
+    }
+    if (st == EMU2_OK)
+        export_items(&s, batch, out);
+    state_free(&s, batch);
+    return st;
+}
