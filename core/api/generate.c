@@ -7,6 +7,7 @@
 #include "common/checked.h"
 #include "common/error.h"
 #include "image/image.h"
+#include "generate/text_stream.h"
 #include "model/pipeline.h"
 
 /* Emu2-Chat's default system message (EMU2-SPEC.md §5). */
@@ -28,6 +29,7 @@ void emu2_gen_options_init(emu2_gen_options *o)
     o->min_length = 1;
     o->temperature = 1.0f;
     o->top_p = 1.0f;
+    o->top_k = 50; /* transformers' GenerationConfig default, which Emu2's wrapper keeps */
     o->repetition_penalty = 1.0f;
 }
 
@@ -109,33 +111,10 @@ static emu2_status preprocess_images(const emu2_model *m, const emu2_image_bytes
     return EMU2_OK;
 }
 
-/* Streams each generated token to the caller's on_token as its text piece. */
-typedef struct stream_ctx {
-    const emu2_model *m;
-    const emu2_gen_options *opts;
-    char piece[256];
-} stream_ctx;
-
-static emu2_status stream_token(void *user, size_t item, int32_t id, int *stop, emu2_error *err)
+/* Streaming: pieces of decoded text (core/generate/text_stream.h) from the model's tokenizer. */
+static emu2_status decode_for_stream(void *user, const int32_t *ids, size_t n, char **text, emu2_error *err)
 {
-    (void)item;
-    (void)err;
-    stream_ctx *c = user;
-    const char *p = emu2_tokenizer_piece(c->m->tok, id);
-    /* SentencePiece marks a word start with U+2581; show it as the space it stands for */
-    size_t o = 0;
-    for (const char *q = p ? p : ""; *q && o + 4 < sizeof c->piece; q++) {
-        if ((unsigned char)q[0] == 0xE2 && (unsigned char)q[1] == 0x96 && (unsigned char)q[2] == 0x81) {
-            c->piece[o++] = ' ';
-            q += 2;
-        } else {
-            c->piece[o++] = *q;
-        }
-    }
-    c->piece[o] = '\0';
-    if (c->opts->on_token(c->opts->on_token_user, id, c->piece))
-        *stop = 1;
-    return EMU2_OK;
+    return emu2_tokenizer_decode(user, ids, n, 1, text, err);
 }
 
 static emu2_status generate_text(emu2_model *m, const char *prompt, const emu2_image_bytes *images, size_t n_images,
@@ -182,9 +161,13 @@ static emu2_status generate_text(emu2_model *m, const char *prompt, const emu2_i
                            .pixels = pixels,
                            .n_images = n_images};
     emu2_search_ids sid = {m->cfg.bos_token_id, m->cfg.eos_token_id, m->cfg.pad_token_id};
-    stream_ctx sc = {.m = m, .opts = &opts};
-    st = emu2_generate_tokens(m->be, m->w, &m->cfg, &p, &opts, sid, opts.on_token ? stream_token : NULL, &sc, &res,
-                              err);
+    emu2_text_stream ts;
+    emu2_text_stream_init(&ts, decode_for_stream, m->tok, opts.on_token, opts.on_token_user);
+    st = emu2_generate_tokens(m->be, m->w, &m->cfg, &p, &opts, sid, opts.on_token ? emu2_text_stream_token : NULL,
+                              &ts, &res, err);
+    if (st == EMU2_OK && opts.on_token)
+        st = emu2_text_stream_finish(&ts, err);
+    emu2_text_stream_free(&ts);
     if (st != EMU2_OK)
         goto done;
     st = emu2_tokenizer_decode(m->tok, res.items[0].ids, res.items[0].n_ids, 1, text, err);

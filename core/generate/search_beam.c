@@ -10,30 +10,26 @@
 
 #include "common/checked.h"
 #include "common/error.h"
+#include "generate/beam_candidates.h"
 #include "generate/beam_hyps.h"
 #include "generate/logits.h"
 #include "generate/search_internal.h"
 
-typedef struct candidate {
-    float score;
-    size_t flat; /* beam * vocab + token within one batch item */
-} candidate;
-
 typedef struct beam_state {
     size_t batch, nb, rows, vocab;
-    float *logits, *cand;          /* [rows, vocab] */
-    float *beam_scores, *next_scores; /* [rows] running sums of processed log-probs (fp32) */
+    float *logits, *cand;                   /* [rows, vocab] */
+    float *beam_scores, *next_scores;       /* [rows] running sums of processed log-probs (fp32) */
     int32_t *next_tokens, *src, *src_first; /* [rows] */
-    int32_t *seq, *seq_tmp;        /* [rows, cap]: BOS + generated, all rows of equal length len */
+    int32_t *seq, *seq_tmp;                 /* [rows, cap]: BOS + generated, all rows of length len */
     size_t cap, len;
-    candidate *top;                /* [2 * nb] */
-    double *weights;               /* [nb * vocab] beam_sample draw */
-    float *topk_scratch;           /* [vocab] */
-    emu2_scored_id *sorted;        /* [vocab] */
+    emu2_beam_candidate *top;               /* [2 * nb] */
+    double *weights;                        /* [nb * vocab] beam_sample draw */
+    float *topk_scratch;                    /* [vocab] */
+    emu2_scored_id *sorted;                 /* [vocab] */
     emu2_rng rng;
-    unsigned char *mark;           /* [vocab] */
-    unsigned char *done, *was_done; /* [batch] */
-    emu2_beam_hyps *hyps;          /* [batch] */
+    unsigned char *mark;                    /* [vocab] */
+    unsigned char *done, *was_done;         /* [batch] */
+    emu2_beam_hyps *hyps;                   /* [batch] */
 } beam_state;
 
 static void state_free(beam_state *s)
@@ -101,7 +97,7 @@ static emu2_status state_init(beam_state *s, const emu2_search_ctx *c, size_t ba
         !(s->next_tokens = emu2_search_alloc(s->rows, sizeof(int32_t), "beam tokens", err)) ||
         !(s->src = emu2_search_alloc(s->rows, sizeof(int32_t), "beam order", err)) ||
         !(s->src_first = emu2_search_alloc(s->rows, sizeof(int32_t), "beam order", err)) ||
-        !(s->top = emu2_search_alloc(2 * s->nb, sizeof(candidate), "beam candidates", err)))
+        !(s->top = emu2_search_alloc(2 * s->nb, sizeof(emu2_beam_candidate), "beam candidates", err)))
         return err ? err->status : EMU2_ERR_NOMEM;
     if (c->opts->do_sample &&
         (!(s->weights = emu2_search_alloc(s->nb * s->vocab, sizeof(double), "beam sampling weights", err)) ||
@@ -121,8 +117,6 @@ static emu2_status state_init(beam_state *s, const emu2_search_ctx *c, size_t ba
             return st;
     }
     size_t max_len = (size_t)c->opts->max_new_tokens + 1;
-    s->cap = 0;
-    s->len = 0;
     s->cap = max_len < 16 ? max_len : 16;
     if (!(s->seq = emu2_search_alloc(s->rows, s->cap * sizeof(int32_t), "beam sequences", err)) ||
         !(s->seq_tmp = emu2_search_alloc(s->rows, s->cap * sizeof(int32_t), "beam sequences", err)))
@@ -160,83 +154,14 @@ static emu2_status score_row(const emu2_search_ctx *c, beam_state *s, size_t r, 
     return EMU2_OK;
 }
 
-/* beam_sample: 2*nb draws without replacement from softmax over the item's nb*vocab warped scores
- * (torch.multinomial semantics, our random stream), then sorted by score, best first. */
-static size_t sample_candidates(beam_state *s, size_t item)
-{
-    size_t k = 2 * s->nb, total = s->nb * s->vocab;
-    const float *all = s->cand + item * total;
-    float m = -INFINITY;
-    for (size_t f = 0; f < total; f++)
-        if (all[f] > m)
-            m = all[f];
-    for (size_t f = 0; f < total; f++)
-        s->weights[f] = all[f] == -INFINITY ? 0.0 : exp((double)all[f] - (double)m);
-    size_t n = 0;
-    for (; n < k; n++) {
-        double mass = 0.0;
-        for (size_t f = 0; f < total; f++)
-            mass += s->weights[f];
-        size_t pick = total;
-        if (mass > 0.0) {
-            double r = emu2_rng_uniform(&s->rng) * mass, acc = 0.0;
-            for (size_t f = 0; f < total && pick == total; f++) {
-                if (s->weights[f] <= 0.0)
-                    continue;
-                acc += s->weights[f];
-                if (r < acc)
-                    pick = f;
-            }
-            for (size_t f = total; pick == total && f-- > 0;) /* rounding at the very top */
-                if (s->weights[f] > 0.0)
-                    pick = f;
-        } else { /* fewer than 2*nb ids with any mass: HF would refuse; take the best left */
-            for (size_t f = 0; f < total; f++) {
-                int taken = 0;
-                for (size_t j = 0; j < n && !taken; j++)
-                    taken = s->top[j].flat == f;
-                if (!taken && (pick == total || all[f] > all[pick]))
-                    pick = f;
-            }
-        }
-        s->weights[pick] = 0.0;
-        size_t pos = n; /* insertion keeps the list sorted by score, best first */
-        while (pos > 0 && s->top[pos - 1].score < all[pick]) {
-            s->top[pos] = s->top[pos - 1];
-            pos--;
-        }
-        s->top[pos] = (candidate){all[pick], pick};
-    }
-    return n;
-}
-
-/* torch.topk(2*nb, sorted) over the nb*vocab candidates of one item; among equal scores the lower
- * (beam, token) comes first. Returns how many were found (always 2*nb: vocab >= 2). */
-static size_t top_candidates(beam_state *s, size_t item)
-{
-    size_t k = 2 * s->nb, n = 0, total = s->nb * s->vocab;
-    const float *all = s->cand + item * total;
-    for (size_t f = 0; f < total; f++) {
-        float v = all[f];
-        if (n == k && !(v > s->top[n - 1].score))
-            continue;
-        size_t pos = n < k ? n : k - 1;
-        while (pos > 0 && s->top[pos - 1].score < v) {
-            s->top[pos] = s->top[pos - 1];
-            pos--;
-        }
-        s->top[pos] = (candidate){v, f};
-        if (n < k)
-            n++;
-    }
-    return n;
-}
-
 /* BeamSearchScorer.process for one live item: EOS candidates ranked < nb become hypotheses, the
  * first nb others continue. */
 static emu2_status process_item(const emu2_search_ctx *c, beam_state *s, size_t item, emu2_error *err)
 {
-    size_t n = c->opts->do_sample ? sample_candidates(s, item) : top_candidates(s, item), chosen = 0;
+    size_t total = s->nb * s->vocab, k = 2 * s->nb, chosen = 0;
+    const float *scores = s->cand + item * total;
+    size_t n = c->opts->do_sample ? emu2_beam_draw(scores, total, k, s->weights, &s->rng, s->top)
+                                  : emu2_beam_top(scores, total, k, s->top);
     for (size_t rank = 0; rank < n && chosen < s->nb; rank++) {
         size_t beam = s->top[rank].flat / s->vocab, r = item * s->nb + beam;
         int32_t token = (int32_t)(s->top[rank].flat % s->vocab);
@@ -326,12 +251,12 @@ static emu2_status deliver(const emu2_search_ctx *c, emu2_search_result *out, em
 {
     for (size_t item = 0; item < out->batch; item++) {
         emu2_search_item *it = &out->items[item];
+        if (out->stopped) { /* nothing of this item was delivered */
+            it->n_ids = 0;
+            it->ended_by_eos = 0;
+            continue;
+        }
         for (size_t k = 0; k < it->n_ids; k++) {
-            if (out->stopped) {
-                it->n_ids = k;
-                it->ended_by_eos = 0;
-                break;
-            }
             int stop = 0;
             emu2_status st = emu2_search_emit(c, item, it->ids[k], &stop, err);
             if (st != EMU2_OK)
@@ -345,8 +270,6 @@ static emu2_status deliver(const emu2_search_ctx *c, emu2_search_result *out, em
                 break;
             }
         }
-        if (out->stopped && item + 1 < out->batch && it->n_ids == 0)
-            it->ended_by_eos = 0;
     }
     return EMU2_OK;
 }

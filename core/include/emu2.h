@@ -147,7 +147,7 @@ typedef struct emu2_gen_options {
     int min_length;           /* default 1 */
     int do_sample;            /* default 0 */
     float temperature, top_p; /* defaults 1.0, 1.0 */
-    int top_k;                /* default 0 = off */
+    int top_k;                /* default 50 (as transformers); 0 = off */
     float repetition_penalty; /* default 1.0 */
     uint64_t seed;
     emu2_token_fn on_token;   /* streaming; return non-zero to stop */

@@ -7,6 +7,7 @@
 #include "check.h"
 #include "generate/logits.h"
 #include "generate/rng.h"
+#include "generate/text_stream.h"
 #include "test_generate_table.h"
 
 #define V 40
@@ -320,7 +321,12 @@ TEST(streaming_beams_after_search)
     stop.stop_after = 2;
     CHECK(run(&o, 2, record_token, &stop, &r, &e, NULL) == EMU2_OK);
     CHECK(r.stopped && r.items[0].n_ids == 2 && r.items[1].n_ids == 0 && stop.n == 2);
+    CHECK(r.items[0].ended_by_eos == 0 && r.items[1].ended_by_eos == 0);
     emu2_search_result_free(&r);
+    recorder bad = {0};
+    bad.fail_with = EMU2_ERR_IO;
+    CHECK(run(&o, 2, record_token, &bad, &r, &e, NULL) == EMU2_ERR_IO);
+    CHECK(r.items == NULL && strstr(e.message, "test callback refuses"));
 }
 
 TEST(beam_protocol)
@@ -494,6 +500,106 @@ TEST(greedy_finished_rows_get_pad)
     emu2_search_result_free(&r);
 }
 
+/* A fake SentencePiece-like decoder: 0 "▁the", 1 "▁cat", 2 "s", 3..5 the bytes of "€" (E2 82 AC);
+ * "▁" is a space except at the start; an unfinished "€" at the end reads U+FFFD. Other ids: "?". */
+static emu2_status fake_decode(void *user, const int32_t *ids, size_t n, char **text, emu2_error *err)
+{
+    (void)user;
+    (void)err;
+    char *out = malloc(8 * n + 4), *p = out;
+    size_t pending = 0; /* bytes of an unfinished euro sign */
+    for (size_t i = 0; i < n; i++) {
+        const char *w = ids[i] == 0 ? " the" : ids[i] == 1 ? " cat" : ids[i] == 2 ? "s" : NULL;
+        if (w) {
+            if (p == out && w[0] == ' ')
+                w++;
+            p += sprintf(p, "%s", w);
+        } else if (ids[i] >= 3 && ids[i] <= 5) {
+            *p++ = "\xE2\x82\xAC"[ids[i] - 3];
+            pending = ids[i] == 5 ? 0 : pending + 1;
+        } else {
+            *p++ = '?';
+        }
+    }
+    if (pending) {
+        p -= pending;
+        p += sprintf(p, "\xEF\xBF\xBD");
+    }
+    *p = 0;
+    *text = out;
+    return EMU2_OK;
+}
+
+typedef struct piece_log {
+    char text[256];
+    int32_t ids[32];
+    int n, stop_at;
+} piece_log;
+
+static int log_piece(void *user, int32_t id, const char *piece)
+{
+    piece_log *l = user;
+    if (l->n < 32)
+        l->ids[l->n] = id;
+    l->n++;
+    strcat(l->text, "|");
+    strcat(l->text, piece);
+    return l->stop_at && l->n == l->stop_at;
+}
+
+TEST(text_stream_pieces)
+{
+    piece_log log = {0};
+    emu2_text_stream ts;
+    emu2_text_stream_init(&ts, fake_decode, NULL, log_piece, &log);
+    int32_t ids[7] = {0, 1, 2, 3, 4, 5, 0};
+    emu2_error e;
+    for (int i = 0; i < 7; i++) {
+        int stop = 0;
+        CHECK(emu2_text_stream_token(&ts, 0, ids[i], &stop, &e) == EMU2_OK && !stop);
+    }
+    CHECK(emu2_text_stream_finish(&ts, &e) == EMU2_OK);
+    CHECKF(strcmp(log.text, "|the| cat|s|||\xE2\x82\xAC| the") == 0, "pieces %s", log.text);
+    CHECK(log.n == 7 && log.ids[5] == 5);
+    emu2_text_stream_free(&ts);
+
+    /* an unfinished character at the end comes out at finish, as id -1 */
+    piece_log tail = {0};
+    emu2_text_stream_init(&ts, fake_decode, NULL, log_piece, &tail);
+    int32_t ids2[3] = {0, 3, 4};
+    for (int i = 0; i < 3; i++) {
+        int stop = 0;
+        CHECK(emu2_text_stream_token(&ts, 0, ids2[i], &stop, &e) == EMU2_OK);
+    }
+    CHECK(emu2_text_stream_finish(&ts, &e) == EMU2_OK);
+    CHECKF(strcmp(tail.text, "|the|||\xEF\xBF\xBD") == 0 && tail.n == 4 && tail.ids[3] == -1, "pieces %s",
+           tail.text);
+    int stop = 0;
+    CHECK(emu2_text_stream_token(&ts, 1, 0, &stop, &e) == EMU2_ERR_INVALID_ARGUMENT);
+    emu2_text_stream_free(&ts);
+}
+
+/* The stream as the search's callback: a non-zero return from the user's function stops. */
+TEST(text_stream_stops_search)
+{
+    make_table(5, -3.0f);
+    piece_log log = {0};
+    log.stop_at = 4;
+    emu2_text_stream ts;
+    emu2_text_stream_init(&ts, fake_decode, NULL, log_piece, &log);
+    emu2_gen_options o = greedy_opts(20);
+    emu2_search_result r;
+    emu2_error e;
+    table_lm t;
+    CHECKF(run(&o, 1, emu2_text_stream_token, &ts, &r, &e, &t) == EMU2_OK, "%s", e.message);
+    CHECK(r.stopped && r.items[0].n_ids == 4 && log.n == 4 && t.steps == 3);
+    CHECK(emu2_text_stream_finish(&ts, &e) == EMU2_OK && log.n == 4);
+    for (int i = 0; i < 4; i++)
+        CHECK(log.ids[i] == r.items[0].ids[i]);
+    emu2_search_result_free(&r);
+    emu2_text_stream_free(&ts);
+}
+
 int main(void)
 {
     RUN(top_k_1_is_greedy);
@@ -511,5 +617,7 @@ int main(void)
     RUN(stepper_failure_and_bad_logits);
     RUN(greedy_finished_rows_get_pad);
     RUN(beam_sample_properties);
+    RUN(text_stream_pieces);
+    RUN(text_stream_stops_search);
     return check_finish();
 }

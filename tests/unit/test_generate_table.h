@@ -37,7 +37,8 @@ static emu2_status table_step(void *user, const int32_t *tokens, size_t n_rows, 
         if (tokens[i] < 0 || tokens[i] >= t->vocab)
             return emu2_fail(err, EMU2_ERR_INTERNAL, "table_lm: token %d out of range", (int)tokens[i]);
         t->h[i] = (t->h[i] * t->mul + tokens[i] + 7) % t->mod;
-        memcpy(logits + i * (size_t)t->vocab, t->rows + (t->h[i] % t->n_table_rows) * t->vocab, (size_t)t->vocab * sizeof(float));
+        const float *src = t->rows + (t->h[i] % t->n_table_rows) * t->vocab;
+        memcpy(logits + i * (size_t)t->vocab, src, (size_t)t->vocab * sizeof(float));
     }
     return EMU2_OK;
 }
