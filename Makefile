@@ -137,3 +137,9 @@ install: all
 
 clean:
 	rm -rf build build-asan build-fuzz
+
+# Benchmarks: the engine against the PyTorch reference, same machine, same run (tests/bench/run.sh,
+# results in docs/PERFORMANCE.md). BENCH_QUICK=1 for a short run; not part of `make test`.
+.PHONY: bench
+bench: lib
+	@BUILD=$(BUILD) tests/bench/run.sh
