@@ -1,8 +1,8 @@
 /* bench_engine.c: end-to-end CPU throughput of the engine on one model folder:
- *   memcpy  the machine's copy bandwidth and f32 FMA peak at the same thread count (roofline.c)
+ *   memcpy  the machine's copy and read bandwidth and f32 FMA peak at the same thread count (roofline.c)
  *   vision  emu2_vision_encode of N images            -> images/s, GFLOP/s
  *   prefill emu2_decoder_prefill of P tokens (1 row)  -> tokens/s, GFLOP/s
- *   decode  emu2_decoder_step at batch 1 and 8        -> tokens/s, bytes per step, GB/s, share of memcpy BW
+ *   decode  emu2_decoder_step at batch 1 and 8        -> tokens/s, bytes per step, GB/s, share of read BW
  * Inputs are deterministic pseudo-random (pixels, embeddings, ids): throughput does not depend on them.
  * Output: one JSON object per line on stdout (tests/bench/run.sh reads them), a readable summary on stderr.
  *
@@ -105,7 +105,7 @@ static void emit(const char *bench, int batch, const char *unit, double items, d
 
 /* ------------------------------------------------------------------ the machine's limits */
 
-/* Copy bandwidth (read + written bytes, the STREAM "copy" convention) and the f32 FMA peak, at the
+/* Copy bandwidth (read + written bytes, the STREAM "copy" convention), read bandwidth and the f32 FMA peak, at the
  * thread count the engine uses: the denominators of "fraction of bandwidth / of peak". */
 static int bench_roofline(const bench_args *a)
 {
@@ -118,6 +118,13 @@ static int bench_roofline(const bench_args *a)
             return 1;
         }
     emit("memcpy", 1, "GB/s", 2.0 * n * 1e-9, 0, 0, t, reps, a->threads); /* items = GB moved */
+    for (int r = 0; r < reps; r++)
+        if ((t[r] = roofline_read_seconds(a->threads, n)) < 0) {
+            fprintf(stderr, "bench_engine: no memory for the read test\n");
+            return 1;
+        }
+    if (t[0] > 0)
+        emit("read_bw", 1, "GB/s", n * 1e-9, 0, 0, t, reps, a->threads);
     const char *isa = "none";
     double flop = 2e9 * a->threads;
     for (int r = 0; r < reps; r++)

@@ -28,10 +28,14 @@ BENCH_DIR=${EMU2_BENCH_DIR:-/tmp/emu2-bench}
 # ---- the engine and the bench binary
 make --no-print-directory BUILD="$BUILD" -j"${JOBS:-2}" lib >/dev/null
 BIN=$BUILD/bench/bench_engine
-if [ ! -x "$BIN" ] || [ "$BIN" -ot "$BUILD/libemu2.a" ] || [ "$BIN" -ot tests/bench/bench_engine.c ]; then
+stale=0
+for f in "$BUILD/libemu2.a" tests/bench/bench_engine.c tests/bench/roofline.c tests/bench/roofline.h; do
+    [ -x "$BIN" ] && [ ! "$BIN" -ot "$f" ] || stale=1
+done
+if [ "$stale" = 1 ]; then
     mkdir -p "$BUILD/bench"
     ${CC:-cc} -std=c11 -Wall -Wextra -O2 -g -pthread -Icore/include -Icore -D_DEFAULT_SOURCE \
-        tests/bench/bench_engine.c "$BUILD/libemu2.a" \
+        tests/bench/bench_engine.c tests/bench/roofline.c "$BUILD/libemu2.a" \
         -lturbojpeg -lpng -lsentencepiece -ljansson -lstdc++ -lm -lpthread -ldl -o "$BIN"
 fi
 

@@ -6,7 +6,7 @@ Checks, per case: the manifest is valid JSON with sorted keys; every tensor it l
 tensors.safetensors with that shape and dtype and nothing else is; every reference (image tensors, pixel
 refs into the pixels case, run logits) resolves; input_ids/attention_mask are left-padded rectangles whose
 <image> count matches the images; the first greedy token is the argmax of logits_first_step; the model
-directory exists with the recorded config hash. Exit status 1 on any failure.
+directory exists with the recorded config and weight-file hashes (stale goldens fail). Exit status 1 on any failure.
 """
 import json
 import os
@@ -79,6 +79,10 @@ def check_model_case(name, pixels):
     need(os.path.isfile(os.path.join(mdir, "config.json")), f"{name}: model dir {mdir} missing")
     need(sha256_file(os.path.join(mdir, "config.json")) == m["model"]["config_sha256"],
          f"{name}: config.json changed since the goldens were made")
+    for fn, h in m["model"]["weights_sha256"].items():
+        need(os.path.isfile(os.path.join(mdir, fn)) and sha256_file(os.path.join(mdir, fn)) == h,
+             f"{name}: weights {fn} changed since the goldens were made (regenerate: make -C tests/reference "
+             "goldens-main)")
     nq, vocab = m["model"]["n_query"], m["model"]["vocab_size"]
     for iname, im in m["images"].items():
         for key, tn in im["tensors"].items():

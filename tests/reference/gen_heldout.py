@@ -64,6 +64,34 @@ def main():
     acc = sum(x == y for x, y in zip(labels, answers)) / a.n
     print(f"PyTorch reference accuracy on {a.n} held-out images: {acc:.4f}")
 
+    # the seed's examples (tests/cli/test_generate.sh): the reference's answers next to the truth
+    ex = os.path.join(a.model, "examples")
+    seeds = ["red_white_3_bottom_left", "yellow_white_2_top_right", "green_black_4_bottom_right",
+             "blue_black_1_top_left"]
+    imgs = [E.load_rgb(os.path.join(ex, n + ".jpg")) for n in seeds]
+    rows = []
+
+    def answer(prompt, images, **kw):
+        with torch.no_grad():
+            r = E.generate(model, tok, cfg, [prompt], images, num_beams=kw.get("num_beams", 5), length_penalty=-1.0,
+                           max_new_tokens=kw.get("max_new_tokens", 64), min_len=1)
+        return r["text"][0].strip()
+
+    for n, im in zip(seeds, imgs):
+        c, d, digit, p1, p2 = n.split("_")
+        rows.append((f"label:{n}", answer(E.IMG_PLH, [im]), f"[{c}, {d}, {digit}, {p1} {p2}]"))
+    rows.append(("describe:blue_black_1_top_left", answer(E.IMG_PLH + "Describe the image in details:", [imgs[3]]),
+                 "A blue circle with a black 1 in the top left corner."))
+    fewshot = ("[][red, white, 3, bottom left].[][yellow, white, 2, top left].[][green, black, 4, bottom right][]")
+    rows.append(("fewshot", answer(fewshot, imgs), "[blue, black, 1, top left]"))
+    rows.append(("fewshot-greedy", answer(fewshot, imgs, num_beams=1), "[blue, black, 1, top left]"))
+    with open(os.path.join(a.out, "seed_answers.tsv"), "w") as f:
+        f.write("# case\tPyTorch reference answer\ttruth\n")
+        for r in rows:
+            f.write("\t".join(r) + "\n")
+    for r in rows:
+        print("  ".join(r))
+
 
 if __name__ == "__main__":
     main()

@@ -75,7 +75,10 @@ def write_bins():
     with zipfile.ZipFile(src) as zin, zipfile.ZipFile(os.path.join(OUT, "compressed.bin"), "w",
                                                        compression=zipfile.ZIP_DEFLATED) as zout:
         for info in zin.infolist():
-            zout.writestr(info.filename, zin.read(info.filename))
+            # a fixed timestamp keeps the file identical from run to run
+            fixed = zipfile.ZipInfo(info.filename, date_time=(2023, 1, 1, 0, 0, 0))
+            fixed.compress_type = zipfile.ZIP_DEFLATED
+            zout.writestr(fixed, zin.read(info.filename))
 
 
 def binunicode(s):

@@ -167,7 +167,9 @@ def case_specs():
     native = E.chat_prompt_native
     return {
         "tiny": {
-            "model_dir": os.path.join(REPO, "models", "emu2-tiny-digits"),
+            # EMU2_TINY_DIR: use a frozen copy (e.g. while train_tiny.py keeps rewriting the shipped folder)
+            "model_dir": os.path.abspath(os.environ.get("EMU2_TINY_DIR")
+                                         or os.path.join(REPO, "models", "emu2-tiny-digits")),
             "images": circles,
             "eva_images": ("blue1", "red3"),
             "max_new_tokens": 32,
@@ -459,6 +461,8 @@ def build_case(name, spec, fix):
             "storage_dtype": cfg["torch_dtype"], "image_size": size, "patch_size": v["patch_size"],
             "n_query": nq, "vision_width": v["width"], "hidden_size": cfg["hidden_size"],
             "files": sorted(fn for fn in os.listdir(model_dir)),
+            "weights_sha256": {fn: sha256_file(os.path.join(model_dir, fn)) for fn in sorted(os.listdir(model_dir))
+                               if fn.endswith((".safetensors", ".bin", ".index.json"))},
             "origin": made,
         },
         "compute": {"dtype": "float32", "weights": "upcast from storage_dtype to float32", "threads": 1,
