@@ -86,7 +86,7 @@ static void fill(float *x, size_t n, uint64_t seed, float scale)
 static void emit(const char *bench, int batch, const char *unit, double items, double flop, double bytes,
                  const double *t, int n, int threads)
 {
-    printf("{\"impl\":\"emu2\",\"bench\":\"%s\",\"batch\":%d,\"threads\":%d,\"unit\":\"%s\",\"items\":%.0f,"
+    printf("{\"impl\":\"emu2\",\"bench\":\"%s\",\"batch\":%d,\"threads\":%d,\"unit\":\"%s\",\"items\":%.9g,"
            "\"flop\":%.6g,\"bytes\":%.6g,\"times_s\":[",
            bench, batch, threads, unit, items, flop, bytes);
     for (int i = 0; i < n; i++)

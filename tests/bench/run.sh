@@ -6,7 +6,7 @@
 # Environment:
 #   BUILD=build            build folder (the library is built there when missing or stale)
 #   BENCH_QUICK=1          a short run: tiny model only, one round
-#   BENCH_MODELS="tiny large"   BENCH_THREADS="1 <nproc>"   BENCH_ROUNDS=3   BENCH_REPEATS=3
+#   BENCH_MODELS="tiny large"   BENCH_THREADS="1 <nproc>"   BENCH_ROUNDS=2   BENCH_REPEATS=3
 #   BENCH_TORCH_DTYPES="f32"    PyTorch compute dtypes to time ("f32 bf16" adds PyTorch's bf16 kernels)
 #   EMU2_BENCH_DIR=/tmp/emu2-bench   where the random model is cached (never in the repository)
 #   PY=...                 python with the reference kit (default: tests/reference/.venv, /work/venv-ref,
@@ -20,7 +20,7 @@ NPROC=$(nproc 2>/dev/null || echo 2)
 QUICK=${BENCH_QUICK:-0}
 MODELS=${BENCH_MODELS:-$([ "$QUICK" = 1 ] && echo tiny || echo "tiny large")}
 THREADS=${BENCH_THREADS:-$( [ "$NPROC" -gt 1 ] && echo "1 $NPROC" || echo 1)}
-ROUNDS=${BENCH_ROUNDS:-$([ "$QUICK" = 1 ] && echo 1 || echo 3)}
+ROUNDS=${BENCH_ROUNDS:-$([ "$QUICK" = 1 ] && echo 1 || echo 2)}
 REPEATS=${BENCH_REPEATS:-3}
 TORCH_DTYPES=${BENCH_TORCH_DTYPES:-f32}
 BENCH_DIR=${EMU2_BENCH_DIR:-/tmp/emu2-bench}
