@@ -51,6 +51,8 @@ for build in "$@"; do
     done
 done
 if [ "${EMU2_SKIP_EXTRA:-0}" != 1 ]; then
+    # the extras run once, with the first (plain) build
+    export EMU2_BIN="$root/$1/bin/emu2" EMU2_BUILD="$root/$1"
     for t in tests/extra/*.sh; do
         [ -f "$t" ] || continue
         run_one "$(basename "$t")" bash "$t"
