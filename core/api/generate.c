@@ -9,10 +9,7 @@
 #include "image/image.h"
 #include "generate/text_stream.h"
 #include "model/pipeline.h"
-
-/* Emu2-Chat's default system message (EMU2-SPEC.md §5). */
-static const char chat_system_default[] =
-    "You are a helpful assistant, dedicated to delivering comprehensive and meticulous responses.";
+#include "text/chat_template.h"
 
 #define MAX_NEW_TOKENS_LIMIT 8192
 #define MAX_BEAMS 64
@@ -62,23 +59,6 @@ static emu2_status read_gen_options(const emu2_gen_options *in, emu2_gen_options
                          (double)o->repetition_penalty);
     if (o->length_penalty != o->length_penalty)
         return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "length_penalty is NaN");
-    return EMU2_OK;
-}
-
-/* The text the tokenizer sees: the prompt as given for base models; Emu2-Chat's native (demo)
- * template for chat models: "SYSTEM [USER]: prompt [ASSISTANT]:". *out: malloc'd. */
-static emu2_status apply_template(const emu2_model *m, const char *prompt, char **out, emu2_error *err)
-{
-    int chat = strcmp(m->cfg.model_version, "chat") == 0;
-    const char *pre = chat ? chat_system_default : "";
-    const char *mid = chat ? " [USER]: " : "";
-    const char *post = chat ? " [ASSISTANT]:" : "";
-    size_t n = strlen(pre) + strlen(mid) + strlen(prompt) + strlen(post) + 1;
-    char *s = malloc(n);
-    if (!s)
-        return emu2_fail(err, EMU2_ERR_NOMEM, "out of memory");
-    snprintf(s, n, "%s%s%s%s", pre, mid, prompt, post);
-    *out = s;
     return EMU2_OK;
 }
 
@@ -140,7 +120,7 @@ static emu2_status generate_text(emu2_model *m, const char *prompt, const emu2_i
     size_t n_ids = 0;
     float *pixels = NULL;
     emu2_search_result res = {0};
-    if ((st = apply_template(m, prompt, &full, err)) != EMU2_OK)
+    if ((st = emu2_chat_apply_template(m->cfg.model_version, prompt, &full, err)) != EMU2_OK)
         goto done;
     if ((st = emu2_tokenizer_encode(m->tok, full, EMU2_TOK_DEFAULT, m->cfg.vision.n_query, &ids, &n_ids, err)) !=
         EMU2_OK)
