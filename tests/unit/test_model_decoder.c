@@ -8,28 +8,17 @@
 /* Runs every run of golden case `name`; 1 when all match. */
 static int decoder_case(const char *name, int threads, size_t chunk, double *worst)
 {
-    golden g, px;
-    if (!golden_open(name, &g))
+    golden_case gc;
+    if (!golden_case_open(name, threads, &gc))
         return 0;
-    if (!golden_open("pixels", &px)) {
-        golden_close(&g);
-        return 0;
-    }
-    const char *dir = json_string_value(json_object_get(json_object_get(g.manifest, "model"), "dir"));
-    test_model m;
-    if (!dir || !test_model_open(dir, threads, &m)) {
-        golden_close(&g);
-        golden_close(&px);
-        return 0;
-    }
-    int32_t image_id = image_token_id(dir, &m.cfg);
-    json_t *runs = json_object_get(g.manifest, "runs");
+    int32_t image_id = image_token_id(gc.dir, &gc.m.cfg);
+    json_t *runs = json_object_get(gc.g.manifest, "runs");
     int ok = image_id >= 0 && json_array_size(runs) > 0;
-    const size_t D = (size_t)m.cfg.hidden_size, V = (size_t)m.cfg.vocab_size;
+    const size_t D = (size_t)gc.m.cfg.hidden_size, V = (size_t)gc.m.cfg.vocab_size;
     for (size_t i = 0; ok && i < json_array_size(runs); i++) {
         json_t *run = json_array_get(runs, i);
         run_input r;
-        if (!run_input_build(&m, &g, &px, run, image_id, &r)) {
+        if (!run_input_build(&gc.m, &gc.g, &gc.px, run, image_id, &r)) {
             ok = 0;
             break;
         }
@@ -39,25 +28,23 @@ static int decoder_case(const char *name, int threads, size_t chunk, double *wor
         emu2_decoder_session *s = NULL;
         emu2_error err;
         emu2_decoder_limits lim = {r.B, r.T, chunk};
-        ok = emb && logits && hidden && m.be->ops->download(m.be, emb, r.embeds, BT * D, &err) == EMU2_OK;
-        ok = ok && golden_compare(&g, json_string_value(json_object_get(run, "inputs_embeds")), emb, BT * D, worst);
-        if (ok && (emu2_decoder_session_create(m.be, &m.w->decoder, &m.cfg, &lim, &s, &err) ||
+        ok = emb && logits && hidden && gc.m.be->ops->download(gc.m.be, emb, r.embeds, BT * D, &err) == EMU2_OK;
+        ok = ok && golden_compare(&gc.g, json_string_value(json_object_get(run, "inputs_embeds")), emb, BT * D, worst);
+        if (ok && (emu2_decoder_session_create(gc.m.be, &gc.m.w->decoder, &gc.m.cfg, &lim, &s, &err) ||
                    emu2_decoder_prefill(s, r.B, r.T, r.embeds, r.mask, logits, hidden, &err))) {
             printf("    %s: %s\n", json_string_value(json_object_get(run, "id")), err.message);
             ok = 0;
         }
-        ok = ok && golden_compare(&g, json_string_value(json_object_get(run, "hidden_last")), hidden, r.B * D, worst);
-        ok = ok && golden_compare(&g, json_string_value(json_object_get(run, "logits_first_step")), logits, r.B * V,
+        ok = ok && golden_compare(&gc.g, json_string_value(json_object_get(run, "hidden_last")), hidden, r.B * D, worst);
+        ok = ok && golden_compare(&gc.g, json_string_value(json_object_get(run, "logits_first_step")), logits, r.B * V,
                                   worst);
         emu2_decoder_session_free(s);
         free(emb);
         free(logits);
         free(hidden);
-        run_input_free(&m, &r);
+        run_input_free(&gc.m, &r);
     }
-    test_model_close(&m);
-    golden_close(&g);
-    golden_close(&px);
+    golden_case_close(&gc);
     return ok;
 }
 

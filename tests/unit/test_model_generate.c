@@ -56,41 +56,28 @@ static int check_generation(test_model *m, const run_input *r, int32_t image_id,
 
 static int generate_case(const char *name, int threads, int *n_checked)
 {
-    golden g, px;
-    if (!golden_open(name, &g))
+    golden_case gc;
+    if (!golden_case_open(name, threads, &gc))
         return 0;
-    if (!golden_open("pixels", &px)) {
-        golden_close(&g);
-        return 0;
-    }
-    const char *dir = json_string_value(json_object_get(json_object_get(g.manifest, "model"), "dir"));
-    test_model m;
-    if (!dir || !test_model_open(dir, threads, &m)) {
-        golden_close(&g);
-        golden_close(&px);
-        return 0;
-    }
-    int32_t image_id = image_token_id(dir, &m.cfg);
-    json_t *runs = json_object_get(g.manifest, "runs");
+    int32_t image_id = image_token_id(gc.dir, &gc.m.cfg);
+    json_t *runs = json_object_get(gc.g.manifest, "runs");
     int ok = image_id >= 0;
     for (size_t i = 0; ok && i < json_array_size(runs); i++) {
         json_t *run = json_array_get(runs, i), *gens = json_object_get(run, "generations");
         const char *run_id = json_string_value(json_object_get(run, "id"));
         run_input r;
-        if (!run_input_build(&m, &g, &px, run, image_id, &r)) {
+        if (!run_input_build(&gc.m, &gc.g, &gc.px, run, image_id, &r)) {
             ok = 0;
             break;
         }
         for (size_t k = 0; k < json_array_size(gens); k++) {
-            int one = check_generation(&m, &r, image_id, json_array_get(gens, k), run_id ? run_id : "?");
+            int one = check_generation(&gc.m, &r, image_id, json_array_get(gens, k), run_id ? run_id : "?");
             ok = ok && one;
             (*n_checked)++;
         }
-        run_input_free(&m, &r);
+        run_input_free(&gc.m, &r);
     }
-    test_model_close(&m);
-    golden_close(&g);
-    golden_close(&px);
+    golden_case_close(&gc);
     return ok;
 }
 

@@ -168,6 +168,39 @@ static inline float *golden_pixels(const golden *pixels, const char *u8_name, in
     return chw;
 }
 
+/* A golden case opened with what every network test needs: its manifest and tensors, the shared
+ * pixels case, and the model folder the manifest names, loaded with `threads`. */
+typedef struct golden_case {
+    golden g, px;
+    test_model m;
+    const char *dir; /* the model folder, relative to the repository */
+} golden_case;
+
+/* 1 when everything opened; on failure nothing is left open. */
+static inline int golden_case_open(const char *name, int threads, golden_case *c)
+{
+    if (!golden_open(name, &c->g))
+        return 0;
+    if (!golden_open("pixels", &c->px)) {
+        golden_close(&c->g);
+        return 0;
+    }
+    c->dir = json_string_value(json_object_get(json_object_get(c->g.manifest, "model"), "dir"));
+    if (!c->dir || !test_model_open(c->dir, threads, &c->m)) {
+        golden_close(&c->g);
+        golden_close(&c->px);
+        return 0;
+    }
+    return 1;
+}
+
+static inline void golden_case_close(golden_case *c)
+{
+    test_model_close(&c->m);
+    golden_close(&c->g);
+    golden_close(&c->px);
+}
+
 /* The thread counts every network test runs with: one, and more than the cores (uneven splits). */
 static const int test_thread_counts[] = {1, 3};
 

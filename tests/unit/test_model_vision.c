@@ -8,33 +8,22 @@
 /* Encodes every image of golden case `name` and compares each tensor the manifest lists. */
 static int vision_case(const char *name, int threads, double *worst)
 {
-    golden g, px;
-    if (!golden_open(name, &g))
+    golden_case gc;
+    if (!golden_case_open(name, threads, &gc))
         return 0;
-    if (!golden_open("pixels", &px)) {
-        golden_close(&g);
-        return 0;
-    }
-    test_model m;
     int ok = 0;
-    const char *model_dir = json_string_value(json_object_get(json_object_get(g.manifest, "model"), "dir"));
-    if (!model_dir || !test_model_open(model_dir, threads, &m)) {
-        golden_close(&g);
-        golden_close(&px);
-        return 0;
-    }
-    const emu2_config *c = &m.cfg;
+    const emu2_config *c = &gc.m.cfg;
     const size_t S = (size_t)c->vision.image_size, N = (size_t)c->vision.n_tokens, W = (size_t)c->vision.width;
     const size_t nq = (size_t)c->vision.n_query, H = (size_t)c->hidden_size;
     float *first = malloc(N * W * sizeof(float)), *last = malloc(N * W * sizeof(float));
     float *pooled = malloc(nq * W * sizeof(float)), *up_host = malloc(nq * H * sizeof(float));
     emu2_error err;
-    float *up = m.be->ops->alloc(m.be, nq * H, &err);
+    float *up = gc.m.be->ops->alloc(gc.m.be, nq * H, &err);
     const char *iname;
     json_t *img;
     int images = 0;
     ok = first && last && pooled && up_host && up;
-    json_object_foreach(json_object_get(g.manifest, "images"), iname, img)
+    json_object_foreach(json_object_get(gc.g.manifest, "images"), iname, img)
     {
         if (!ok)
             break;
@@ -44,23 +33,23 @@ static int vision_case(const char *name, int threads, double *worst)
             ok = 0;
             break;
         }
-        float *chw = golden_pixels(&px, json_string_value(json_object_get(pixels, "u8")), (int)S);
+        float *chw = golden_pixels(&gc.px, json_string_value(json_object_get(pixels, "u8")), (int)S);
         const char *n_first = json_string_value(json_object_get(t, "eva_block_first"));
         const char *n_last = json_string_value(json_object_get(t, "eva_block_last"));
         emu2_vision_taps taps = {0, n_first ? first : NULL, n_last ? last : NULL, pooled};
-        if (!chw || emu2_vision_encode(m.be, &m.w->vision, c, chw, 1, (int)nq, up, &taps, &err) != EMU2_OK) {
+        if (!chw || emu2_vision_encode(gc.m.be, &gc.m.w->vision, c, chw, 1, (int)nq, up, &taps, &err) != EMU2_OK) {
             printf("    %s/%s: %s\n", name, iname, chw ? err.message : "no pixels");
             ok = 0;
         }
         free(chw);
-        if (ok && m.be->ops->download(m.be, up_host, up, nq * H, &err) != EMU2_OK)
+        if (ok && gc.m.be->ops->download(gc.m.be, up_host, up, nq * H, &err) != EMU2_OK)
             ok = 0;
         if (ok && n_first)
-            ok = golden_compare(&g, n_first, first, N * W, worst);
+            ok = golden_compare(&gc.g, n_first, first, N * W, worst);
         if (ok && n_last)
-            ok = golden_compare(&g, n_last, last, N * W, worst);
-        ok = ok && golden_compare(&g, json_string_value(json_object_get(t, "pooled")), pooled, nq * W, worst);
-        ok = ok && golden_compare(&g, json_string_value(json_object_get(t, "project_up")), up_host, nq * H, worst);
+            ok = golden_compare(&gc.g, n_last, last, N * W, worst);
+        ok = ok && golden_compare(&gc.g, json_string_value(json_object_get(t, "pooled")), pooled, nq * W, worst);
+        ok = ok && golden_compare(&gc.g, json_string_value(json_object_get(t, "project_up")), up_host, nq * H, worst);
         images++;
     }
     if (ok && images == 0) {
@@ -68,14 +57,12 @@ static int vision_case(const char *name, int threads, double *worst)
         ok = 0;
     }
     if (up)
-        m.be->ops->free(m.be, up);
+        gc.m.be->ops->free(gc.m.be, up);
     free(first);
     free(last);
     free(pooled);
     free(up_host);
-    test_model_close(&m);
-    golden_close(&g);
-    golden_close(&px);
+    golden_case_close(&gc);
     return ok;
 }
 
