@@ -143,3 +143,9 @@ clean:
 .PHONY: bench
 bench: lib
 	@BUILD=$(BUILD) tests/bench/run.sh
+
+# ---------------------------------------------------------------- front ends and backends
+# Each area adds itself from its own fragment (mk/lua.mk, mk/pg.mk, mk/cuda.mk, ...): extra
+# prerequisites of all / install / clean, and its own targets. Fragments build nothing in the
+# sanitizer or fuzz builds unless they say so.
+-include $(sort $(wildcard mk/*.mk))

@@ -169,6 +169,51 @@ EMU2_API emu2_status emu2_generate(emu2_model *model, const char *prompt,
                                    const emu2_image_bytes *images, size_t n_images,
                                    const emu2_gen_options *opts, char **text);
 
+/* ---------------------------------------------------------------- batches */
+
+/* One request of a batch. prompt: as emu2_generate (one placeholder per image); NULL = describe
+ * images[0] with the default question ("Describe the image in details:"), n_images must be 1. */
+typedef struct emu2_request {
+    const char *prompt;
+    const emu2_image_bytes *images;
+    size_t n_images;
+} emu2_request;
+
+/* The outcome of one request. Requests fail one by one (a corrupt image fails its own request only). */
+typedef struct emu2_result {
+    emu2_status status;  /* EMU2_OK: text is set */
+    char *text;          /* generated text (emu2_results_clear releases it) */
+    size_t n_tokens;     /* tokens generated (EOS excluded) */
+    int stopped;         /* 1: ended early by on_token or cancelled (text holds what was made) */
+    char message[512];   /* why, when status != EMU2_OK */
+} emu2_result;
+
+typedef struct emu2_batch_hooks {
+    size_t struct_size;  /* sizeof(emu2_batch_hooks) */
+    /* Streaming per request (item = index in the batch): decoded text pieces as they are made
+     * (greedy/sampling: as each token is chosen; beam search: the winner, at the end). Return non-zero
+     * to stop that request only (its result: EMU2_OK, stopped = 1, the text so far). */
+    int (*on_token)(void *user, size_t item, int32_t id, const char *piece);
+    /* Polled between decoder steps; non-zero drops that request at once (its result:
+     * EMU2_ERR_CANCELLED, stopped = 1); the others go on. */
+    int (*cancelled)(void *user, size_t item);
+    void *user;
+} emu2_batch_hooks;
+
+EMU2_API void emu2_batch_hooks_init(emu2_batch_hooks *hooks);
+
+/* Runs n requests as one batch: images through the vision tower together, prompts left-padded into
+ * one decoder batch, one search (same options for all; opts->on_token is ignored, use hooks).
+ * results[n] is filled for every request, also on failure. Returns EMU2_OK when the batch ran (check
+ * each result's status); an error status only for a failure of the whole call (bad options, out of
+ * memory, a backend error), then every result carries that error too. Greedy and beam results equal
+ * what emu2_generate gives for each request alone (up to float rounding of padded batches). */
+EMU2_API emu2_status emu2_generate_batch(emu2_model *model, const emu2_request *requests, size_t n,
+                                         const emu2_gen_options *opts, const emu2_batch_hooks *hooks,
+                                         emu2_result *results);
+/* Releases the texts of results[n] and zeroes them. */
+EMU2_API void emu2_results_clear(emu2_result *results, size_t n);
+
 #ifdef __cplusplus
 }
 #endif
