@@ -62,7 +62,10 @@ typedef int (*emu2_progress_fn)(void *user, const char *stage, uint64_t done, ui
 
 typedef enum emu2_load_flags {
     EMU2_LOAD_DEFAULT = 0,
-    EMU2_LOAD_NO_WEIGHTS = 1 << 0 /* config + tokenizer only: for tokenize/preprocess tools */
+    EMU2_LOAD_NO_WEIGHTS = 1 << 0, /* config + tokenizer only: for tokenize/preprocess tools */
+    EMU2_LOAD_RANDOM_WEIGHTS = 1 << 1 /* no checkpoint: every tensor the config needs, random
+                                         (seeded by random_seed), built on the device; for speed
+                                         measurements of any config without the real weights */
 } emu2_load_flags;
 
 typedef struct emu2_load_options {
@@ -72,6 +75,10 @@ typedef struct emu2_load_options {
     const char *device;     /* "auto", "cpu", "cuda:0", ... ; NULL = "auto" */
     emu2_progress_fn progress;
     void *progress_user;
+    /* Fields below were added later; struct_size tells whether a caller has them. */
+    const char *quant;      /* weight-only quantization of the LLM linears at load: NULL or "none",
+                               "int8", "int4" (a checkpoint written by `emu2 convert` is read as is) */
+    uint64_t random_seed;   /* EMU2_LOAD_RANDOM_WEIGHTS: the seed */
 } emu2_load_options;
 
 EMU2_API void emu2_load_options_init(emu2_load_options *opts);
@@ -213,6 +220,28 @@ EMU2_API emu2_status emu2_generate_batch(emu2_model *model, const emu2_request *
                                          emu2_result *results);
 /* Releases the texts of results[n] and zeroes them. */
 EMU2_API void emu2_results_clear(emu2_result *results, size_t n);
+
+/* ---------------------------------------------------------------- images out (Emu2-Gen) */
+
+typedef struct emu2_image_options {
+    size_t struct_size;  /* sizeof(emu2_image_options) */
+    int width, height;   /* pixels, multiples of 8; 0 = the model's default (1024 for Emu2-Gen) */
+    int steps;           /* Euler steps; default 50 */
+    float guidance;      /* classifier-free guidance scale, >= 0; default 3.0 */
+    uint64_t seed;       /* initial noise */
+    int vae_tiling;      /* 1: decode the latents in tiles (large images, less memory) */
+    emu2_progress_fn progress; /* stage "denoise" (done/total steps), "decode"; non-zero cancels */
+    void *progress_user;
+} emu2_image_options;
+
+EMU2_API void emu2_image_options_init(emu2_image_options *opts);
+
+/* Emu2-Gen: an image for a prompt with one placeholder per image (text, images or both, as the
+ * published pipeline's inputs). *png is a PNG file in memory (release with emu2_free). Models
+ * without a generator (no unet/ and vae/) give EMU2_ERR_UNSUPPORTED. */
+EMU2_API emu2_status emu2_generate_image(emu2_model *model, const char *prompt,
+                                         const emu2_image_bytes *images, size_t n_images,
+                                         const emu2_image_options *opts, void **png, size_t *png_size);
 
 #ifdef __cplusplus
 }
