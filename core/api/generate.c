@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/generate_internal.h"
 #include "api/model_internal.h"
 #include "common/checked.h"
 #include "common/error.h"
@@ -31,7 +32,7 @@ void emu2_gen_options_init(emu2_gen_options *o)
 }
 
 /* Copies and checks the caller's options (NULL = defaults). */
-static emu2_status read_gen_options(const emu2_gen_options *in, emu2_gen_options *o, emu2_error *err)
+emu2_status emu2_read_gen_options(const emu2_gen_options *in, emu2_gen_options *o, emu2_error *err)
 {
     emu2_gen_options_init(o);
     if (in) {
@@ -63,8 +64,8 @@ static emu2_status read_gen_options(const emu2_gen_options *in, emu2_gen_options
 }
 
 /* Decodes and preprocesses every image, in prompt order, into one host buffer n x [3, S, S]. */
-static emu2_status preprocess_images(const emu2_model *m, const emu2_image_bytes *images, size_t n, float **out,
-                                     emu2_error *err)
+emu2_status emu2_api_preprocess_images(const emu2_model *m, const emu2_image_bytes *images, size_t n, float **out,
+                                       emu2_error *err)
 {
     size_t s = (size_t)m->cfg.vision.image_size, per = 3 * s * s, total;
     *out = NULL;
@@ -92,46 +93,59 @@ static emu2_status preprocess_images(const emu2_model *m, const emu2_image_bytes
 }
 
 /* Streaming: pieces of decoded text (core/generate/text_stream.h) from the model's tokenizer. */
-static emu2_status decode_for_stream(void *user, const int32_t *ids, size_t n, char **text, emu2_error *err)
+emu2_status emu2_api_decode_for_stream(void *user, const int32_t *ids, size_t n, char **text, emu2_error *err)
 {
     return emu2_tokenizer_decode(user, ids, n, 1, text, err);
 }
 
-static emu2_status generate_text(emu2_model *m, const char *prompt, const emu2_image_bytes *images, size_t n_images,
-                                 const emu2_gen_options *opts_in, char **text, emu2_error *err)
+emu2_status emu2_api_prepare_prompt(const emu2_model *m, const char *prompt, size_t n_images, int32_t **ids,
+                                    size_t *n_ids, emu2_error *err)
 {
-    emu2_gen_options opts;
-    emu2_status st = read_gen_options(opts_in, &opts, err);
-    if (st != EMU2_OK)
-        return st;
+    *ids = NULL;
+    *n_ids = 0;
     if (!*prompt && n_images == 0)
         return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "the prompt is empty and there are no images");
     size_t n_ph = 0;
-    if ((st = emu2_count_placeholders(prompt, &n_ph)) != EMU2_OK)
+    emu2_status st = emu2_count_placeholders(prompt, &n_ph);
+    if (st != EMU2_OK)
         return emu2_fail(err, st, "could not scan the prompt for image placeholders");
     if (n_ph != n_images)
         return emu2_fail(err, EMU2_ERR_MISMATCH, "the prompt has %zu image placeholder%s but %zu image%s given",
                          n_ph, n_ph == 1 ? "" : "s", n_images, n_images == 1 ? " was" : "s were");
     if (!m->w)
         return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "the model was loaded without weights (EMU2_LOAD_NO_WEIGHTS)");
-
     char *full = NULL;
+    if ((st = emu2_chat_apply_template(m->cfg.model_version, prompt, &full, err)) != EMU2_OK)
+        return st;
+    st = emu2_tokenizer_encode(m->tok, full, EMU2_TOK_DEFAULT, m->cfg.vision.n_query, ids, n_ids, err);
+    free(full);
+    if (st != EMU2_OK)
+        return st;
+    if (*n_ids > (size_t)m->cfg.max_position_embeddings) {
+        st = emu2_fail(err, EMU2_ERR_LIMIT,
+                       "the prompt is %zu tokens (each image counts %d) but the model's context is %d positions",
+                       *n_ids, m->cfg.vision.n_query + 2, m->cfg.max_position_embeddings);
+        free(*ids);
+        *ids = NULL;
+        *n_ids = 0;
+    }
+    return st;
+}
+
+static emu2_status generate_text(emu2_model *m, const char *prompt, const emu2_image_bytes *images, size_t n_images,
+                                 const emu2_gen_options *opts_in, char **text, emu2_error *err)
+{
+    emu2_gen_options opts;
+    emu2_status st = emu2_read_gen_options(opts_in, &opts, err);
+    if (st != EMU2_OK)
+        return st;
     int32_t *ids = NULL;
     size_t n_ids = 0;
     float *pixels = NULL;
     emu2_search_result res = {0};
-    if ((st = emu2_chat_apply_template(m->cfg.model_version, prompt, &full, err)) != EMU2_OK)
+    if ((st = emu2_api_prepare_prompt(m, prompt, n_images, &ids, &n_ids, err)) != EMU2_OK)
         goto done;
-    if ((st = emu2_tokenizer_encode(m->tok, full, EMU2_TOK_DEFAULT, m->cfg.vision.n_query, &ids, &n_ids, err)) !=
-        EMU2_OK)
-        goto done;
-    if (n_ids > (size_t)m->cfg.max_position_embeddings) {
-        st = emu2_fail(err, EMU2_ERR_LIMIT,
-                       "the prompt is %zu tokens (each image counts %d) but the model's context is %d positions",
-                       n_ids, m->cfg.vision.n_query + 2, m->cfg.max_position_embeddings);
-        goto done;
-    }
-    if ((st = preprocess_images(m, images, n_images, &pixels, err)) != EMU2_OK)
+    if ((st = emu2_api_preprocess_images(m, images, n_images, &pixels, err)) != EMU2_OK)
         goto done;
     emu2_prompt_batch p = {.ids = ids,
                            .mask = NULL,
@@ -142,7 +156,7 @@ static emu2_status generate_text(emu2_model *m, const char *prompt, const emu2_i
                            .n_images = n_images};
     emu2_search_ids sid = {m->cfg.bos_token_id, m->cfg.eos_token_id, m->cfg.pad_token_id};
     emu2_text_stream ts;
-    emu2_text_stream_init(&ts, decode_for_stream, m->tok, opts.on_token, opts.on_token_user);
+    emu2_text_stream_init(&ts, emu2_api_decode_for_stream, m->tok, opts.on_token, opts.on_token_user);
     st = emu2_generate_tokens(m->be, m->w, &m->cfg, &p, &opts, sid, opts.on_token ? emu2_text_stream_token : NULL,
                               &ts, &res, err);
     if (st == EMU2_OK && opts.on_token)
@@ -155,7 +169,6 @@ done:
     emu2_search_result_free(&res);
     free(pixels);
     free(ids);
-    free(full);
     return st;
 }
 

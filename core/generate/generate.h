@@ -56,6 +56,20 @@ typedef struct emu2_lm_stepper {
  * delivered so far (result.stopped = 1, status EMU2_OK). Returning a status other than EMU2_OK
  * aborts: emu2_search frees everything and returns that status with the message in err. */
 typedef emu2_status (*emu2_search_token_fn)(void *user, size_t item, int32_t id, int *stop, emu2_error *err);
+/* *stop = EMU2_SEARCH_STOP_ITEM ends only that item (its result: what was delivered, item.stopped = 1);
+ * the other items go on. */
+#define EMU2_SEARCH_STOP_ITEM 2
+
+/* Polled once per item per step before the step's tokens are chosen (items still searching only):
+ * non-zero drops the item at once (its result: no ids, item.stopped = 1); the others go on. */
+typedef int (*emu2_search_cancel_fn)(void *user, size_t item);
+
+typedef struct emu2_search_hooks {
+    emu2_search_token_fn on_token;
+    void *on_token_user;
+    emu2_search_cancel_fn cancelled;
+    void *cancelled_user;
+} emu2_search_hooks;
 
 typedef struct emu2_search_ids {
     int32_t bos, eos, pad;
@@ -66,6 +80,8 @@ typedef struct emu2_search_item {
     size_t n_ids;
     int ended_by_eos;     /* 1: the model produced EOS; 0: max_new_tokens reached (or stopped) */
     double sequence_score; /* beam search: HF `sequences_scores` (sum_logprobs / L^lp); else 0 */
+    int stopped;          /* this item alone was stopped (EMU2_SEARCH_STOP_ITEM) or cancelled */
+    int cancelled;        /* dropped by the cancel poll (then n_ids = 0) */
 } emu2_search_item;
 
 typedef struct emu2_search_result {
@@ -84,6 +100,11 @@ typedef struct emu2_search_result {
 emu2_status emu2_search(const emu2_lm_stepper *lm, const float *prefill_logits, size_t batch,
                         const emu2_gen_options *opts, emu2_search_ids ids, emu2_search_token_fn on_token,
                         void *on_token_user, emu2_search_result *out, emu2_error *err);
+
+/* emu2_search with the per-item hooks (hooks may be NULL). */
+emu2_status emu2_search_hooked(const emu2_lm_stepper *lm, const float *prefill_logits, size_t batch,
+                               const emu2_gen_options *opts, emu2_search_ids ids, const emu2_search_hooks *hooks,
+                               emu2_search_result *out, emu2_error *err);
 
 void emu2_search_result_free(emu2_search_result *result);
 

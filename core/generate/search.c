@@ -110,6 +110,17 @@ emu2_status emu2_search(const emu2_lm_stepper *lm, const float *prefill_logits, 
                         const emu2_gen_options *opts, emu2_search_ids ids, emu2_search_token_fn on_token,
                         void *on_token_user, emu2_search_result *out, emu2_error *err)
 {
+    emu2_search_hooks h = {on_token, on_token_user, NULL, NULL};
+    return emu2_search_hooked(lm, prefill_logits, batch, opts, ids, &h, out, err);
+}
+
+emu2_status emu2_search_hooked(const emu2_lm_stepper *lm, const float *prefill_logits, size_t batch,
+                               const emu2_gen_options *opts, emu2_search_ids ids, const emu2_search_hooks *hooks,
+                               emu2_search_result *out, emu2_error *err)
+{
+    static const emu2_search_hooks none = {0};
+    if (!hooks)
+        hooks = &none;
     if (out)
         memset(out, 0, sizeof *out);
     if (!lm || !lm->step || !prefill_logits || !opts || !out)
@@ -131,7 +142,7 @@ emu2_status emu2_search(const emu2_lm_stepper *lm, const float *prefill_logits, 
     if (!emu2_mul_size(batch, (size_t)opts->num_beams, &rows) || rows > INT32_MAX)
         return emu2_fail(err, EMU2_ERR_LIMIT, "emu2_search: batch %zu x %d beams is too large", batch,
                          opts->num_beams);
-    emu2_search_ctx c = {lm, opts, ids, on_token, on_token_user};
+    emu2_search_ctx c = {lm, opts, ids, hooks->on_token, hooks->on_token_user, hooks->cancelled, hooks->cancelled_user};
     if (opts->num_beams == 1)
         st = emu2_search_greedy(&c, prefill_logits, batch, out, err);
     else if (!lm->reorder)

@@ -230,6 +230,8 @@ static emu2_status finalize(beam_state *s, emu2_search_result *out, emu2_error *
         }
     }
     for (size_t item = 0; item < s->batch; item++) {
+        if (out->items[item].cancelled)
+            continue; /* dropped: no ids */
         const emu2_beam_hyp *best = emu2_beam_hyps_best(&s->hyps[item]);
         if (!best)
             return emu2_fail(err, EMU2_ERR_INTERNAL, "beam search: no hypothesis for item %zu", item);
@@ -262,7 +264,10 @@ static emu2_status deliver(const emu2_search_ctx *c, emu2_search_result *out, em
             if (st != EMU2_OK)
                 return st;
             if (stop) {
-                out->stopped = 1;
+                if (stop == EMU2_SEARCH_STOP_ITEM)
+                    it->stopped = 1;
+                else
+                    out->stopped = 1;
                 if (k + 1 < it->n_ids) {
                     it->n_ids = k + 1;
                     it->ended_by_eos = 0;
@@ -291,6 +296,9 @@ emu2_status emu2_search_beam(const emu2_search_ctx *c, const float *prefill_logi
     size_t max_len = (size_t)c->opts->max_new_tokens + 1;
     int widened = 0;
     for (size_t step = 0; st == EMU2_OK; step++) {
+        for (size_t item = 0; item < batch; item++)
+            if (!s.done[item] && emu2_search_item_cancelled(c, item))
+                s.done[item] = 1, out->items[item].stopped = out->items[item].cancelled = 1;
         memcpy(s.was_done, s.done, batch);
         for (size_t item = 0; item < batch && st == EMU2_OK; item++) {
             if (s.was_done[item]) { /* HF pads a finished item: its rows no longer matter */

@@ -121,8 +121,17 @@ emu2_status emu2_search_greedy(const emu2_search_ctx *c, const float *prefill_lo
     emu2_rng_seed(&rng, o->seed);
     size_t running = batch;
     for (size_t step = 0;; step++) {
-        for (size_t b = 0; b < batch && st == EMU2_OK; b++)
+        for (size_t b = 0; b < batch && st == EMU2_OK; b++) {
             s.chosen[b] = c->ids.pad;
+            if (s.running[b] && emu2_search_item_cancelled(c, b)) {
+                s.running[b] = 0;
+                s.seq_len[b] = 1; /* a dropped item keeps nothing */
+                out->items[b].stopped = out->items[b].cancelled = 1;
+                running--;
+            }
+        }
+        if (running == 0)
+            break;
         for (size_t b = 0; b < batch && st == EMU2_OK; b++)
             if (s.running[b])
                 st = choose(c, &s, b, step, &rng, err);
@@ -140,8 +149,13 @@ emu2_status emu2_search_greedy(const emu2_search_ctx *c, const float *prefill_lo
             int stop = 0;
             if (st == EMU2_OK)
                 st = emu2_search_emit(c, b, id, &stop, err);
-            if (stop)
+            if (stop == EMU2_SEARCH_STOP_ITEM) {
+                s.running[b] = 0;
+                out->items[b].stopped = 1;
+                running--;
+            } else if (stop) {
                 out->stopped = 1;
+            }
         }
         if (st != EMU2_OK || out->stopped || running == 0 || step + 1 >= (size_t)o->max_new_tokens)
             break;

@@ -10,7 +10,15 @@ typedef struct emu2_search_ctx {
     emu2_search_ids ids;
     emu2_search_token_fn on_token;
     void *on_token_user;
+    emu2_search_cancel_fn cancelled;
+    void *cancelled_user;
 } emu2_search_ctx;
+
+/* The cancel poll for one item (0 without a hook). */
+static inline int emu2_search_item_cancelled(const emu2_search_ctx *c, size_t item)
+{
+    return c->cancelled && c->cancelled(c->cancelled_user, item);
+}
 
 emu2_status emu2_search_greedy(const emu2_search_ctx *c, const float *prefill_logits, size_t batch,
                                emu2_search_result *out, emu2_error *err);

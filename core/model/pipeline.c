@@ -82,6 +82,15 @@ emu2_status emu2_generate_tokens(emu2_backend *be, const emu2_model_weights *w, 
                                  emu2_search_token_fn on_token, void *on_token_user, emu2_search_result *out,
                                  emu2_error *err)
 {
+    emu2_search_hooks h = {on_token, on_token_user, NULL, NULL};
+    return emu2_generate_tokens_hooked(be, w, cfg, p, opts, ids, &h, out, err);
+}
+
+emu2_status emu2_generate_tokens_hooked(emu2_backend *be, const emu2_model_weights *w, const emu2_config *cfg,
+                                        const emu2_prompt_batch *p, const emu2_gen_options *opts,
+                                        emu2_search_ids ids, const emu2_search_hooks *hooks,
+                                        emu2_search_result *out, emu2_error *err)
+{
     if (!be || !w || !cfg || !p || !opts || !out)
         return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "emu2_generate_tokens: NULL argument");
     memset(out, 0, sizeof *out);
@@ -113,7 +122,7 @@ emu2_status emu2_generate_tokens(emu2_backend *be, const emu2_model_weights *w, 
     if (st == EMU2_OK) {
         emu2_lm_stepper lm;
         emu2_decoder_stepper(s, &lm);
-        st = emu2_search(&lm, logits, p->rows, opts, ids, on_token, on_token_user, out, err);
+        st = emu2_search_hooked(&lm, logits, p->rows, opts, ids, hooks, out, err);
     }
     emu2_decoder_session_free(s);
     free(logits);

@@ -43,5 +43,10 @@ emu2_status emu2_generate_tokens(emu2_backend *be, const emu2_model_weights *w, 
                                  const emu2_prompt_batch *p, const emu2_gen_options *opts, emu2_search_ids ids,
                                  emu2_search_token_fn on_token, void *on_token_user, emu2_search_result *out,
                                  emu2_error *err);
+/* The same with per-item hooks (streaming per item, per-item stop and cancel; hooks may be NULL). */
+emu2_status emu2_generate_tokens_hooked(emu2_backend *be, const emu2_model_weights *w, const emu2_config *cfg,
+                                        const emu2_prompt_batch *p, const emu2_gen_options *opts,
+                                        emu2_search_ids ids, const emu2_search_hooks *hooks,
+                                        emu2_search_result *out, emu2_error *err);
 
 #endif

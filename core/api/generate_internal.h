@@ -1,0 +1,25 @@
+/* generate_internal.h: the steps of text generation that emu2_generate and emu2_generate_batch share. */
+#ifndef EMU2_API_GENERATE_INTERNAL_H
+#define EMU2_API_GENERATE_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "emu2.h"
+
+struct emu2_model;
+
+/* Copies and checks the caller's options (NULL = defaults). */
+emu2_status emu2_read_gen_options(const emu2_gen_options *in, emu2_gen_options *o, emu2_error *err);
+/* Checks a prompt against its image count, applies the model's chat template, tokenizes (placeholders
+ * expanded) and checks the context length. *ids: free(). */
+emu2_status emu2_api_prepare_prompt(const struct emu2_model *m, const char *prompt, size_t n_images, int32_t **ids,
+                                    size_t *n_ids, emu2_error *err);
+/* Decodes and preprocesses images in order into one host buffer n x [3, S, S] (*out: free(); NULL
+ * when n = 0). Errors name the image ("image 2: ..."). */
+emu2_status emu2_api_preprocess_images(const struct emu2_model *m, const emu2_image_bytes *images, size_t n,
+                                       float **out, emu2_error *err);
+/* emu2_decode_fn for text streams: the model's tokenizer, special tokens skipped (user = tokenizer). */
+emu2_status emu2_api_decode_for_stream(void *user, const int32_t *ids, size_t n, char **text, emu2_error *err);
+
+#endif
