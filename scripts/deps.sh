@@ -7,6 +7,7 @@ pkgs=(
     libturbojpeg0-dev libpng-dev libsentencepiece-dev libjansson-dev   # the engine
     clang-14 libclang-rt-14-dev                                        # fuzz targets, sanitizers
     liblua5.4-dev lua5.4                                               # the Lua module
+    luarocks                                                           # the Lua module: luarocks make
     postgresql-15 postgresql-server-dev-15                             # the PostgreSQL extension
 )
 missing=()

@@ -5,7 +5,9 @@
 
 #include "api/model_internal.h"
 #include "common/error.h"
+#include "diffusion/gen_model.h"
 #include "image/image.h"
+#include "model/random_weights.h"
 
 void emu2_load_options_init(emu2_load_options *opts)
 {
@@ -66,17 +68,19 @@ emu2_status emu2_model_load(const char *dir, const emu2_load_options *opts, emu2
     if (!m)
         return emu2_fail(err, EMU2_ERR_NOMEM, "out of memory");
     emu2_status st = read_load_options(opts, &m->opts, err);
+    char gen_enc[1024], gen_tok[1024]; /* Emu2-Gen: config in multimodal_encoder/, tokenizer in tokenizer/ */
+    const int is_gen = emu2_gen_folder_paths(dir, gen_enc, gen_tok, sizeof gen_enc);
     if (st == EMU2_OK && report_progress(&m->opts, "config", 0, 3))
         st = emu2_fail(err, EMU2_ERR_CANCELLED, "loading cancelled");
     if (st == EMU2_OK) {
-        st = emu2_config_load(dir, &m->cfg, err);
+        st = emu2_config_load(is_gen ? gen_enc : dir, &m->cfg, err);
         if (st != EMU2_OK)
             emu2_fail_prefix(err, "%s: ", dir);
     }
     if (st == EMU2_OK && report_progress(&m->opts, "tokenizer", 1, 3))
         st = emu2_fail(err, EMU2_ERR_CANCELLED, "loading cancelled");
     if (st == EMU2_OK) {
-        st = emu2_tokenizer_load(dir, m->cfg.model_version, &m->tok, err);
+        st = emu2_tokenizer_load(is_gen ? gen_tok : dir, m->cfg.model_version, &m->tok, err);
         if (st == EMU2_OK && emu2_tokenizer_vocab_size(m->tok) > m->cfg.vocab_size)
             st = emu2_fail(err, EMU2_ERR_MISMATCH,
                            "%s: the tokenizer has %d tokens but config.json says vocab_size %d", dir,
@@ -90,9 +94,9 @@ emu2_status emu2_model_load(const char *dir, const emu2_load_options *opts, emu2
     if (st == EMU2_OK && !(m->opts.flags & EMU2_LOAD_NO_WEIGHTS)) {
         if (report_progress(&m->opts, "weights", 2, 3))
             st = emu2_fail(err, EMU2_ERR_CANCELLED, "loading cancelled");
-        else
+        else if (!(m->opts.flags & EMU2_LOAD_RANDOM_WEIGHTS)) /* random: built below, in the backend's memory */
             st = emu2_checkpoint_open(dir, &m->ckpt, err);
-        if (st == EMU2_OK)
+        if (st == EMU2_OK && m->ckpt)
             m->n_params = stored_param_count(m->ckpt);
         if (st == EMU2_OK) {
             emu2_backend_options bo;
@@ -100,11 +104,18 @@ emu2_status emu2_model_load(const char *dir, const emu2_load_options *opts, emu2
             bo.threads = m->opts.threads;
             st = emu2_backend_open(m->opts.device, &bo, &m->be, err);
         }
+        if (st == EMU2_OK && !m->ckpt) {
+            st = emu2_random_checkpoint(m->be, &m->cfg, m->opts.random_seed, &m->ckpt, err);
+            if (st == EMU2_OK)
+                m->n_params = stored_param_count(m->ckpt);
+        }
         if (st == EMU2_OK) {
-            st = emu2_model_weights_bind(m->be, m->ckpt, &m->cfg, &m->w, err);
+            st = emu2_model_weights_bind_quant(m->be, m->ckpt, &m->cfg, m->opts.quant, &m->w, err);
             if (st != EMU2_OK)
                 emu2_fail_prefix(err, "%s: ", dir);
         }
+        if (st == EMU2_OK && is_gen)
+            st = emu2_gen_model_load(dir, m->be, m->opts.device, m->opts.threads, &m->cfg, &m->gen, err);
     }
     if (st == EMU2_OK)
         report_progress(&m->opts, "done", 3, 3);
@@ -122,6 +133,7 @@ void emu2_model_free(emu2_model *m)
     if (!m)
         return;
     /* weights and backend hold views into the checkpoint's mappings: release them first */
+    emu2_gen_model_free(m->gen);
     if (m->w)
         emu2_model_weights_free(m->w);
     if (m->be)
@@ -165,7 +177,7 @@ emu2_status emu2_model_get_info(emu2_model *m, emu2_model_info *info)
     info->pad_id = c->pad_token_id;
     info->image_token_id = m->image_token_id;
     info->n_params = m->n_params;
-    info->device = m->be ? m->be->ops->name : "none (loaded without weights)";
+    info->device = m->be ? (m->be->device[0] ? m->be->device : m->be->ops->name) : "none (loaded without weights)";
     m->last_error[0] = '\0';
     return EMU2_OK;
 }

@@ -18,6 +18,7 @@ struct emu2_model {
     emu2_checkpoint *ckpt; /* NULL with EMU2_LOAD_NO_WEIGHTS */
     emu2_backend *be;      /* the device that runs the networks (NULL with EMU2_LOAD_NO_WEIGHTS) */
     emu2_model_weights *w; /* the checkpoint's tensors bound to the networks, shapes checked */
+    struct emu2_gen_model *gen; /* Emu2-Gen folders: UNet, VAE, scheduler (core/diffusion); else NULL */
     uint64_t n_params;
     int32_t image_token_id;
     char last_error[EMU2_ERROR_MESSAGE_MAX];

@@ -16,9 +16,10 @@ typedef struct gen_args {
     const char *model_dir;
     const char *prompt;
     const char *device;
+    const char *quant;
     const char **images;
     int n_images;
-    int json, stream, threads;
+    int json, stream, threads, batch, verbose, random_weights;
     emu2_gen_options opts;
 } gen_args;
 
@@ -46,13 +47,18 @@ static void usage(FILE *f, const char *cmd)
                "  --stream                  print tokens as they are generated\n"
                "  --json                    one JSON object per result\n"
                "  --threads N               CPU threads (default: all cores)\n"
-               "  --device D                auto, cpu, cuda, cuda:N (default auto)\n");
+               "  --device D                auto, cpu, cuda, cuda:N (default auto)\n"
+               "  --quant Q                 quantize the LLM linears at load: none, int8, int4 (docs/QUANT.md)\n"
+               "  --batch N                 describe: images per forward pass (default 8; --stream uses 1)\n"
+               "  --verbose                 say which device runs the model\n"
+               "  --random-weights          no checkpoint: random weights for the config (speed tests only)\n");
 }
 
 /* Parses argv into a; returns 0, or the exit code to use. */
 static int parse_args(int argc, char **argv, gen_args *a)
 {
     emu2_gen_options_init(&a->opts);
+    a->batch = 8;
     a->images = calloc((size_t)argc, sizeof *a->images);
     if (!a->images)
         return 1;
@@ -82,6 +88,9 @@ static int parse_args(int argc, char **argv, gen_args *a)
         } else if (!strcmp(o, "--device")) {
             NEED_VALUE();
             a->device = v;
+        } else if (!strcmp(o, "--quant")) {
+            NEED_VALUE();
+            a->quant = v;
         } else if (!strcmp(o, "--max-new-tokens")) {
             NEED_VALUE();
             if (emu2_cli_parse_int(c, o, v, 1, 8192, &n))
@@ -132,6 +141,15 @@ static int parse_args(int argc, char **argv, gen_args *a)
             if (emu2_cli_parse_float(c, o, v, 1e-6, 100, &d))
                 return 2;
             a->opts.repetition_penalty = (float)d;
+        } else if (!strcmp(o, "--batch")) {
+            NEED_VALUE();
+            if (emu2_cli_parse_int(c, o, v, 1, 256, &n))
+                return 2;
+            a->batch = (int)n;
+        } else if (!strcmp(o, "--verbose")) {
+            a->verbose = 1;
+        } else if (!strcmp(o, "--random-weights")) {
+            a->random_weights = 1;
         } else if (!strcmp(o, "--sample")) {
             a->opts.do_sample = 1;
         } else if (!strcmp(o, "--stream")) {
@@ -199,6 +217,69 @@ static void print_result(const gen_args *a, const char *image, const char *text)
     json_decref(o);
 }
 
+/* One caption per image, a->batch images per forward pass; a bad image fails its own line only. */
+static int describe_all(gen_args *a, emu2_model *m, const emu2_image_bytes *imgs)
+{
+    int rc = 0, per = a->stream ? 1 : a->batch;
+    emu2_request *rq = calloc((size_t)per, sizeof *rq);
+    emu2_result *res = calloc((size_t)per, sizeof *res);
+    if (!rq || !res) {
+        fprintf(stderr, "emu2 describe: out of memory\n");
+        free(rq);
+        free(res);
+        return 1;
+    }
+    for (int first = 0; first < a->n_images; first += per) {
+        int n = a->n_images - first < per ? a->n_images - first : per;
+        if (n == 1) { /* streaming goes through emu2_describe's per-token callback */
+            char *text = NULL;
+            if (emu2_describe(m, imgs[first].data, imgs[first].size, a->prompt, &a->opts, &text) != EMU2_OK) {
+                fprintf(stderr, "emu2 describe: %s: %s\n", a->images[first], emu2_model_last_error(m));
+                rc = 1;
+            } else {
+                print_result(a, a->images[first], text);
+            }
+            emu2_free(text);
+            continue;
+        }
+        for (int i = 0; i < n; i++)
+            rq[i] = (emu2_request){NULL, &imgs[first + i], 1};
+        /* emu2_describe's prompt rule: the image, then the question (default when none given) */
+        char *prompt = NULL;
+        if (a->prompt) {
+            size_t len = strlen(a->prompt) + sizeof "[<IMG_PLH>]";
+            if ((prompt = malloc(len)))
+                snprintf(prompt, len, "[<IMG_PLH>]%s", a->prompt);
+            for (int i = 0; i < n; i++)
+                rq[i].prompt = prompt;
+        }
+        if (a->prompt && !prompt) {
+            fprintf(stderr, "emu2 describe: out of memory\n");
+            rc = 1;
+            break;
+        }
+        if (emu2_generate_batch(m, rq, (size_t)n, &a->opts, NULL, res) != EMU2_OK) {
+            fprintf(stderr, "emu2 describe: %s\n", emu2_model_last_error(m));
+            free(prompt);
+            rc = 1;
+            break;
+        }
+        free(prompt);
+        for (int i = 0; i < n; i++) {
+            if (res[i].status != EMU2_OK) {
+                fprintf(stderr, "emu2 describe: %s: %s\n", a->images[first + i], res[i].message);
+                rc = 1;
+                continue;
+            }
+            print_result(a, a->images[first + i], res[i].text);
+        }
+        emu2_results_clear(res, (size_t)n);
+    }
+    free(rq);
+    free(res);
+    return rc;
+}
+
 static int run(gen_args *a)
 {
     emu2_load_options lo;
@@ -206,6 +287,9 @@ static int run(gen_args *a)
     lo.threads = a->threads;
     if (a->device)
         lo.device = a->device;
+    lo.quant = a->quant;
+    if (a->random_weights)
+        lo.flags |= EMU2_LOAD_RANDOM_WEIGHTS;
     lo.progress = emu2_cli_progress;
     lo.progress_user = (void *)"loading model";
     emu2_model *m;
@@ -216,6 +300,11 @@ static int run(gen_args *a)
     }
     if (a->stream)
         a->opts.on_token = print_piece;
+    if (a->verbose) {
+        emu2_model_info info;
+        if (emu2_model_get_info(m, &info) == EMU2_OK)
+            fprintf(stderr, "emu2 %s: device %s\n", a->cmd, info.device ? info.device : "?");
+    }
 
     int rc = 0;
     emu2_image_bytes *imgs = calloc((size_t)a->n_images + 1, sizeof *imgs);
@@ -229,17 +318,7 @@ static int run(gen_args *a)
     if (!imgs)
         rc = 1;
     if (rc == 0 && !strcmp(a->cmd, "describe")) {
-        /* one caption per image; a bad image fails its line, the others still run */
-        for (int i = 0; i < a->n_images; i++) {
-            char *text = NULL;
-            if (emu2_describe(m, imgs[i].data, imgs[i].size, a->prompt, &a->opts, &text) != EMU2_OK) {
-                fprintf(stderr, "emu2 describe: %s: %s\n", a->images[i], emu2_model_last_error(m));
-                rc = 1;
-                continue;
-            }
-            print_result(a, a->images[i], text);
-            emu2_free(text);
-        }
+        rc = describe_all(a, m, imgs);
     } else if (rc == 0) {
         char *text = NULL;
         if (emu2_generate(m, a->prompt, imgs, (size_t)a->n_images, &a->opts, &text) != EMU2_OK) {

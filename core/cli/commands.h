@@ -8,5 +8,7 @@ int emu2_cmd_tokenize(int argc, char **argv);
 int emu2_cmd_preprocess(int argc, char **argv);
 int emu2_cmd_describe(int argc, char **argv);
 int emu2_cmd_generate(int argc, char **argv);
+int emu2_cmd_convert(int argc, char **argv);
+int emu2_cmd_gen_image(int argc, char **argv);
 
 #endif

@@ -15,6 +15,8 @@ static const struct {
     {"inspect", emu2_cmd_inspect, "check a model folder: tensors, dtypes, parameter counts, mismatches"},
     {"tokenize", emu2_cmd_tokenize, "print the token ids of a prompt"},
     {"preprocess", emu2_cmd_preprocess, "write an image's normalized CHW float32 tensor"},
+    {"convert", emu2_cmd_convert, "rewrite a model's weights: sharded safetensors, --dtype, --quant int8/int4"},
+    {"gen-image", emu2_cmd_gen_image, "draw an image with an Emu2-Gen model (prompt and/or images -> PNG)"},
 };
 
 static void usage(FILE *f)

@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "io/checkpoint.h"
+#include "quant/quant_bind.h"
 
 static int add_problem(emu2_inspect_result *r, size_t *cap, emu2_problem_kind kind, const char *name,
                        const emu2_expected_tensor *exp, const emu2_tensor_view *found)
@@ -61,6 +62,15 @@ static emu2_status compare(const emu2_checkpoint *ck, const emu2_expected_tensor
     int ok = 1;
     for (size_t i = 0; i < n_exp && ok; i++) {
         const emu2_ckpt_tensor *t = emu2_checkpoint_find(ck, exp[i].name);
+        if (!t && exp[i].ndim == 2) { /* a linear `emu2 convert` quantized: <base>.qweight + .scales */
+            int q = emu2_quant_match_stored(ck, exp[i].name, exp[i].shape[0], exp[i].shape[1], matched);
+            if (q > 0)
+                continue;
+            if (q < 0) {
+                ok = add_problem(r, &cap, EMU2_PROBLEM_SHAPE, exp[i].name, &exp[i], NULL);
+                continue;
+            }
+        }
         if (!t) {
             if (!exp[i].optional)
                 ok = add_problem(r, &cap, EMU2_PROBLEM_MISSING, exp[i].name, &exp[i], NULL);

@@ -7,11 +7,13 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "quant/quant_bind.h"
 
 typedef struct binder {
     const emu2_checkpoint *ck;
     emu2_model_weights *w;
     emu2_error *err;
+    emu2_quant_spec quant; /* LLM linears: quantize at load (FLOAT: as stored) */
 } binder;
 
 static int is_float(emu2_dtype dt)
@@ -110,6 +112,40 @@ static emu2_tensor_view row_slice(const emu2_tensor_view *m, int64_t row0, int64
     return s;
 }
 
+/* An LLM linear `base`.weight [n, k]: float as stored, quantized as stored (`base`.qweight), or
+ * quantized now when the binder asks for it (core/quant/quant_bind.c). */
+static emu2_status bind_linear(binder *b, emu2_op_weight *out, int64_t n, int64_t k, const char *fmt, ...)
+    EMU2_PRINTF(5, 6);
+static emu2_status bind_linear(binder *b, emu2_op_weight *out, int64_t n, int64_t k, const char *fmt, ...)
+{
+    char base[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(base, sizeof base, fmt, ap);
+    va_end(ap);
+    if (b->quant.format == EMU2_WEIGHT_FLOAT && !emu2_quant_has_stored(b->ck, base))
+        return BIND_MAT(b, &out->w, n, k, "%s.weight", base);
+    emu2_model_weights *w = b->w;
+    if (w->n_owned == w->cap_owned) {
+        size_t cap = w->cap_owned ? 2 * w->cap_owned : 64;
+        void **p = realloc(w->owned, cap * sizeof *p);
+        if (!p)
+            return emu2_fail(b->err, EMU2_ERR_NOMEM, "out of memory binding weights");
+        w->owned = p;
+        w->cap_owned = cap;
+    }
+    void *owned = NULL;
+    emu2_status st =
+        emu2_quant_bind_linear(b->ck, base, (size_t)n, (size_t)k, b->quant, w->be->threads, out, &owned, b->err);
+    if (owned)
+        w->owned[w->n_owned++] = owned;
+    if (st == EMU2_OK)
+        st = prepare(b, &out->w, base);
+    if (st == EMU2_OK)
+        st = prepare(b, &out->scales, base);
+    return st;
+}
+
 static emu2_status bind_vision_block(binder *b, const emu2_config *cfg, size_t i, emu2_vision_block_weights *k)
 {
     const int64_t W = cfg->vision.width, I = cfg->vision.intermediate_size;
@@ -180,7 +216,7 @@ static emu2_status bind_decoder(binder *b, const emu2_config *cfg, emu2_decoder_
                          cfg->num_key_value_heads, cfg->num_attention_heads);
     if ((st = BIND_MAT(b, &d->embed, V, D, "decoder.lm.model.embed_tokens.weight")) ||
         (st = BIND_VEC(b, &d->final_norm, D, "decoder.lm.model.norm.weight")) ||
-        (st = BIND_MAT(b, &d->lm_head.w, V, D, "decoder.lm.lm_head.weight")))
+        (st = bind_linear(b, &d->lm_head, V, D, "decoder.lm.lm_head")))
         return st;
     if (emu2_checkpoint_find(b->ck, "project_down.weight")) {
         d->has_project_down = 1;
@@ -195,13 +231,13 @@ static emu2_status bind_decoder(binder *b, const emu2_config *cfg, emu2_decoder_
         emu2_decoder_layer_weights *l = &d->layers[i];
         if ((st = BIND_VEC(b, &l->input_norm, D, "%s.%zu.input_layernorm.weight", p, i)) ||
             (st = BIND_VEC(b, &l->post_norm, D, "%s.%zu.post_attention_layernorm.weight", p, i)) ||
-            (st = BIND_MAT(b, &l->q.w, D, D, "%s.%zu.self_attn.q_proj.weight", p, i)) ||
-            (st = BIND_MAT(b, &l->k.w, D, D, "%s.%zu.self_attn.k_proj.weight", p, i)) ||
-            (st = BIND_MAT(b, &l->v.w, D, D, "%s.%zu.self_attn.v_proj.weight", p, i)) ||
-            (st = BIND_MAT(b, &l->o.w, D, D, "%s.%zu.self_attn.o_proj.weight", p, i)) ||
-            (st = BIND_MAT(b, &l->gate.w, I, D, "%s.%zu.mlp.gate_proj.weight", p, i)) ||
-            (st = BIND_MAT(b, &l->up.w, I, D, "%s.%zu.mlp.up_proj.weight", p, i)) ||
-            (st = BIND_MAT(b, &l->down.w, D, I, "%s.%zu.mlp.down_proj.weight", p, i)))
+            (st = bind_linear(b, &l->q, D, D, "%s.%zu.self_attn.q_proj", p, i)) ||
+            (st = bind_linear(b, &l->k, D, D, "%s.%zu.self_attn.k_proj", p, i)) ||
+            (st = bind_linear(b, &l->v, D, D, "%s.%zu.self_attn.v_proj", p, i)) ||
+            (st = bind_linear(b, &l->o, D, D, "%s.%zu.self_attn.o_proj", p, i)) ||
+            (st = bind_linear(b, &l->gate, I, D, "%s.%zu.mlp.gate_proj", p, i)) ||
+            (st = bind_linear(b, &l->up, I, D, "%s.%zu.mlp.up_proj", p, i)) ||
+            (st = bind_linear(b, &l->down, D, I, "%s.%zu.mlp.down_proj", p, i)))
             return st;
     }
     return EMU2_OK;
@@ -210,14 +246,27 @@ static emu2_status bind_decoder(binder *b, const emu2_config *cfg, emu2_decoder_
 emu2_status emu2_model_weights_bind(emu2_backend *be, const emu2_checkpoint *ck, const emu2_config *cfg,
                                     emu2_model_weights **out, emu2_error *err)
 {
+    return emu2_model_weights_bind_quant(be, ck, cfg, NULL, out, err);
+}
+
+emu2_status emu2_model_weights_bind_quant(emu2_backend *be, const emu2_checkpoint *ck, const emu2_config *cfg,
+                                          const char *quant, emu2_model_weights **out, emu2_error *err)
+{
     if (!be || !ck || !cfg || !out)
         return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "emu2_model_weights_bind: NULL argument");
     *out = NULL;
+    emu2_quant_spec spec;
+    emu2_status qst = emu2_quant_parse(quant, &spec, err);
+    if (qst != EMU2_OK)
+        return qst;
+    if (spec.format != EMU2_WEIGHT_FLOAT && strcmp(be->ops->name, "cpu"))
+        return emu2_fail(err, EMU2_ERR_UNSUPPORTED, "quantization at load (%s) runs on the CPU backend only, not %s",
+                         quant, be->ops->name);
     emu2_model_weights *w = calloc(1, sizeof *w);
     if (!w)
         return emu2_fail(err, EMU2_ERR_NOMEM, "out of memory binding weights");
     w->be = be;
-    binder b = {ck, w, err};
+    binder b = {ck, w, err, spec};
     emu2_status st = bind_vision(&b, cfg, &w->vision);
     if (st == EMU2_OK)
         st = bind_decoder(&b, cfg, &w->decoder);
@@ -236,6 +285,9 @@ void emu2_model_weights_free(emu2_model_weights *w)
     for (size_t i = w->n_prepared; i-- > 0;)
         w->be->ops->release_weight(w->be, w->prepared[i]);
     free(w->prepared);
+    for (size_t i = 0; i < w->n_owned; i++)
+        free(w->owned[i]);
+    free(w->owned);
     free(w->vision.blocks);
     free(w->decoder.layers);
     free(w);

@@ -67,6 +67,9 @@ typedef struct emu2_model_weights {
     /* every view handed to prepare_weight, for release */
     emu2_tensor_view **prepared;
     size_t n_prepared, cap_prepared;
+    /* buffers the weights own: LLM linears quantized at load (core/quant/quant_bind.h) */
+    void **owned;
+    size_t n_owned, cap_owned;
 } emu2_model_weights;
 
 /* Binds and checks every tensor the config calls for; a missing tensor, a wrong shape or a
@@ -74,6 +77,12 @@ typedef struct emu2_model_weights {
  * outlive the result (views point into its mapped files). */
 emu2_status emu2_model_weights_bind(emu2_backend *be, const emu2_checkpoint *ck, const emu2_config *cfg,
                                     emu2_model_weights **out, emu2_error *err);
+/* The same, with the LLM linears (q/k/v/o, gate/up/down, lm_head) quantized at load to `quant`
+ * ("int8", "int4", "int4-g64", ...; NULL or "none": as stored). Linears the checkpoint already
+ * holds quantized (`<name>.qweight` + `<name>.scales`, from `emu2 convert`) are bound as stored
+ * whatever `quant` says. Embeddings, norms and the vision tower stay float (docs/QUANT.md). */
+emu2_status emu2_model_weights_bind_quant(emu2_backend *be, const emu2_checkpoint *ck, const emu2_config *cfg,
+                                          const char *quant, emu2_model_weights **out, emu2_error *err);
 void emu2_model_weights_free(emu2_model_weights *w);
 
 #endif

@@ -1,10 +1,22 @@
 /* backend.c: opening a backend by device name. The CPU backend is built in; CUDA lives in
  * libemu2_cuda.so, loaded with dlopen only when asked for (or on "auto"), so libemu2 never links
- * against CUDA. */
+ * against CUDA.
+ *
+ * Where the library is looked for, first found wins: $EMU2_CUDA_LIBRARY (that exact file), then
+ * next to the object that holds this code (libemu2.so, or the program it is linked into) and in its
+ * ../ and ../lib/ (build/bin/emu2 finds build/libemu2_cuda.so, PREFIX/bin/emu2 PREFIX/lib/), then
+ * the system search path (LD_LIBRARY_PATH, ld.so.cache).
+ *
+ * "auto": CUDA when the library loads and reports a usable GPU, else the CPU, with the reason kept
+ * in be->device ("cpu (cuda unavailable: no GPU)"). "cuda" / "cuda:N": CUDA or an error saying
+ * why, never a silent fall-back. "cuda:0,1" (layers split over GPUs) is reserved: see docs/CUDA.md. */
+#define _GNU_SOURCE /* dladdr */
 #include <dlfcn.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/error.h"
 #include "ops/ops.h"
@@ -18,45 +30,150 @@ void emu2_backend_options_init(emu2_backend_options *opts)
     opts->max_isa = EMU2_ISA_AUTO;
 }
 
-/* "cuda" -> 0, "cuda:3" -> 3; -1 when the text is not a CUDA device name. */
-static int cuda_index(const char *device)
+/* A parsed device name. */
+typedef struct device_name {
+    enum { DEV_BAD, DEV_AUTO, DEV_CPU, DEV_CUDA, DEV_CUDA_MULTI } kind;
+    int index; /* cuda:N */
+} device_name;
+
+static int parse_index(const char *s, const char **end)
 {
-    if (strncmp(device, "cuda", 4) != 0)
+    if (*s < '0' || *s > '9')
         return -1;
-    if (device[4] == '\0')
-        return 0;
-    if (device[4] != ':' || device[5] < '0' || device[5] > '9')
-        return -1;
-    char *end;
-    long v = strtol(device + 5, &end, 10);
-    return (*end || v > 1024) ? -1 : (int)v;
+    char *e;
+    long v = strtol(s, &e, 10);
+    *end = e;
+    return v > 1024 ? -1 : (int)v;
 }
 
+/* "auto", "cpu", "cuda" (= cuda:0), "cuda:N", "cuda:N,M,..." (multi-GPU); anything else is DEV_BAD. */
+static device_name parse_device(const char *device)
+{
+    device_name d = {DEV_BAD, 0};
+    if (!device || !strcmp(device, "auto"))
+        return (device_name){DEV_AUTO, 0};
+    if (!strcmp(device, "cpu"))
+        return (device_name){DEV_CPU, 0};
+    if (strncmp(device, "cuda", 4) != 0)
+        return d;
+    if (device[4] == '\0')
+        return (device_name){DEV_CUDA, 0};
+    if (device[4] != ':')
+        return d;
+    const char *p = device + 5, *end;
+    int index = parse_index(p, &end), n = 1;
+    if (index < 0)
+        return d;
+    while (*end == ',') {
+        if (parse_index(end + 1, &end) < 0)
+            return d;
+        n++;
+    }
+    if (*end)
+        return d;
+    return (device_name){n > 1 ? DEV_CUDA_MULTI : DEV_CUDA, index};
+}
+
+/* The folder of the file that holds this code (libemu2.so, or the program it is linked into). */
+static int own_folder(char *out, size_t size)
+{
+    Dl_info info;
+    char path[PATH_MAX];
+    if (dladdr((void *)own_folder, &info) && info.dli_fname && realpath(info.dli_fname, path)) {
+        /* found */
+    } else {
+        ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+        if (n <= 0)
+            return 0;
+        path[n] = '\0';
+    }
+    char *slash = strrchr(path, '/');
+    if (!slash)
+        return 0;
+    *slash = '\0';
+    return snprintf(out, size, "%s", path) < (int)size;
+}
+
+/* Where the library is: $EMU2_CUDA_LIBRARY, or the first candidate next to us that exists, or just
+ * its name (the system search path). 0 (why set) when the override names a missing file. */
+static int locate_cuda_library(char *path, size_t size, char *why, size_t wsize)
+{
+    const char *env = getenv("EMU2_CUDA_LIBRARY");
+    if (env && *env) {
+        if (access(env, F_OK) != 0) {
+            snprintf(why, wsize, "cannot load $EMU2_CUDA_LIBRARY: %.300s does not exist", env);
+            return 0;
+        }
+        snprintf(path, size, "%.*s", (int)(size - 1), env);
+        return 1;
+    }
+    char folder[PATH_MAX], candidate[PATH_MAX + 64];
+    if (own_folder(folder, sizeof folder)) {
+        static const char *const rel[] = {"", "/..", "/../lib"};
+        for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
+            snprintf(candidate, sizeof candidate, "%s%s/%s", folder, rel[i], EMU2_CUDA_BACKEND_LIBRARY);
+            if (access(candidate, F_OK) == 0) {
+                snprintf(path, size, "%.*s", (int)(size - 1), candidate);
+                return 1;
+            }
+        }
+    }
+    snprintf(path, size, "%s", EMU2_CUDA_BACKEND_LIBRARY);
+    return 1;
+}
+
+/* Loads the library found by locate_cuda_library. The CUDA driver (libcuda.so.1) is looked for
+ * first: without it no GPU can run, and the check spares loading the CUDA runtime and cuBLAS
+ * (hundreds of MB) on every machine without one. */
+static void *load_cuda_library(char *loaded_from, size_t lsize, char *why, size_t wsize)
+{
+    if (!locate_cuda_library(loaded_from, lsize, why, wsize))
+        return NULL;
+    void *driver = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL);
+    if (!driver) {
+        const char *e = dlerror();
+        snprintf(why, wsize, "no CUDA driver (%.200s); %s not loaded", e ? e : "libcuda.so.1 not found",
+                 EMU2_CUDA_BACKEND_LIBRARY);
+        return NULL;
+    }
+    dlclose(driver);
+    void *lib = dlopen(loaded_from, RTLD_NOW | RTLD_LOCAL);
+    if (!lib) {
+        const char *e = dlerror();
+        if (!strchr(loaded_from, '/'))
+            snprintf(why, wsize, "library not found: %s (%.300s)", EMU2_CUDA_BACKEND_LIBRARY,
+                     e ? e : "not on the search path");
+        else /* it is there but cannot load (a missing CUDA runtime): say so */
+            snprintf(why, wsize, "cannot load %.150s: %.200s", loaded_from, e ? e : "unknown reason");
+    }
+    return lib;
+}
+
+/* Opens CUDA device `index`; on failure err->message is the bare reason (no prefix). */
 static emu2_status open_cuda(int index, const emu2_backend_options *opts, emu2_backend **out, emu2_error *err)
 {
-    void *lib = dlopen(EMU2_CUDA_BACKEND_LIBRARY, RTLD_NOW | RTLD_LOCAL);
-    if (!lib) {
-        const char *why = dlerror();
-        return emu2_fail(err, EMU2_ERR_UNSUPPORTED, "cuda backend: cannot load %s: %s", EMU2_CUDA_BACKEND_LIBRARY,
-                         why ? why : "unknown reason");
-    }
+    char why[EMU2_ERROR_MESSAGE_MAX] = "", from[PATH_MAX];
+    void *lib = load_cuda_library(from, sizeof from, why, sizeof why);
+    if (!lib)
+        return emu2_fail(err, EMU2_ERR_UNSUPPORTED, "%s", why);
     emu2_backend_open_fn open_fn;
     void *sym = dlsym(lib, EMU2_CUDA_BACKEND_SYMBOL);
     memcpy(&open_fn, &sym, sizeof open_fn); /* object pointer to function pointer, the POSIX way */
     if (!open_fn) {
         dlclose(lib);
-        return emu2_fail(err, EMU2_ERR_UNSUPPORTED, "cuda backend: %s does not export %s", EMU2_CUDA_BACKEND_LIBRARY,
-                         EMU2_CUDA_BACKEND_SYMBOL);
+        return emu2_fail(err, EMU2_ERR_UNSUPPORTED, "%.200s does not export %s", from, EMU2_CUDA_BACKEND_SYMBOL);
     }
     emu2_backend_options o;
     emu2_backend_options_init(&o);
     if (opts && opts->struct_size >= sizeof o)
         o = *opts;
     o.device_index = index;
-    emu2_status st = open_fn(&o, out, err);
+    emu2_error local;
+    emu2_status st = open_fn(&o, out, &local);
     if (st != EMU2_OK) {
         dlclose(lib);
-        return st;
+        *out = NULL;
+        return emu2_fail(err, st, "%.300s (%s loaded from %.150s)", local.message, EMU2_CUDA_BACKEND_LIBRARY, from);
     }
     (*out)->library = lib;
     return EMU2_OK;
@@ -68,18 +185,35 @@ emu2_status emu2_backend_open(const char *device, const emu2_backend_options *op
     if (!out)
         return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "backend: NULL output pointer");
     *out = NULL;
-    if (!device || !strcmp(device, "auto")) {
-        if (open_cuda(opts ? opts->device_index : 0, opts, out, NULL) == EMU2_OK)
+    device_name d = parse_device(device);
+    emu2_status st;
+    switch (d.kind) {
+    case DEV_CPU:
+        if ((st = emu2_cpu_backend_open(opts, out, err)) == EMU2_OK)
+            snprintf((*out)->device, sizeof (*out)->device, "cpu");
+        return st;
+    case DEV_AUTO: {
+        emu2_error why;
+        emu2_error_clear(&why);
+        if (open_cuda(opts ? opts->device_index : 0, opts, out, &why) == EMU2_OK)
             return EMU2_OK;
-        return emu2_cpu_backend_open(opts, out, err);
+        if ((st = emu2_cpu_backend_open(opts, out, err)) == EMU2_OK)
+            snprintf((*out)->device, sizeof (*out)->device, "cpu (cuda unavailable: %.160s)", why.message);
+        return st;
     }
-    if (!strcmp(device, "cpu"))
-        return emu2_cpu_backend_open(opts, out, err);
-    int index = cuda_index(device);
-    if (index >= 0)
-        return open_cuda(index, opts, out, err);
-    return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "backend: unknown device \"%s\" (want auto, cpu, cuda or cuda:N)",
-                     device);
+    case DEV_CUDA:
+        if ((st = open_cuda(d.index, opts, out, err)) != EMU2_OK)
+            emu2_fail_prefix(err, "device %s: cuda unavailable: ", device);
+        return st;
+    case DEV_CUDA_MULTI:
+        return emu2_fail(err, EMU2_ERR_UNSUPPORTED,
+                         "device %s: splitting the layers over several GPUs is not implemented yet (use one GPU, "
+                         "cuda:N; see docs/CUDA.md)",
+                         device);
+    default:
+        return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT,
+                         "backend: unknown device \"%s\" (want auto, cpu, cuda or cuda:N)", device);
+    }
 }
 
 void emu2_backend_close(emu2_backend *be)

@@ -46,11 +46,21 @@ typedef struct emu2_backend_options {
 
 void emu2_backend_options_init(emu2_backend_options *opts);
 
-/* Weight-only formats beyond F32/F16/BF16 (int8/int4 with group-wise scales) will arrive as new
- * fields here (a scales view and a group size); the plain view stays the first member so code
- * written for float weights keeps working. */
+/* Weight-only formats beyond F32/F16/BF16 (docs/QUANT.md). The plain view stays the first member
+ * and a zeroed struct is a float weight, so code written for float weights keeps working. */
+typedef enum emu2_weight_format {
+    EMU2_WEIGHT_FLOAT = 0, /* w: [N, K] F32, F16 or BF16 */
+    EMU2_WEIGHT_Q8,        /* w: I8 [N, K]; scales: F32 [N]; W[n,k] = w[n,k] * scales[n] */
+    EMU2_WEIGHT_Q4         /* w: U8 [N, G*group/2], G = ceil(K/group) groups per row, two values per byte
+                              (low nibble: element i of the group, high: element i + group/2), each
+                              stored + 8; scales: F16 [N, G]; W[n,k] = (nibble - 8) * scales[n, k/group] */
+} emu2_weight_format;
+
 typedef struct emu2_op_weight {
-    emu2_tensor_view w; /* [N, K] in F32, F16 or BF16 */
+    emu2_tensor_view w; /* [N, K] in F32, F16 or BF16; the quantized values for Q8/Q4 */
+    emu2_weight_format format;
+    emu2_tensor_view scales; /* Q8/Q4 only */
+    int group;               /* Q4: elements per scale (32, 64 or 128) */
 } emu2_op_weight;
 
 /* Attention over one batch of sequences, all heads at once.
@@ -154,6 +164,35 @@ typedef struct emu2_ops {
     emu2_status (*copy_rows)(emu2_backend *be, size_t n_rows, size_t cols, const float *src, size_t src_stride,
                              size_t src_n_rows, const int32_t *src_rows, float *dst, size_t dst_stride,
                              size_t dst_n_rows, const int32_t *dst_rows, emu2_error *err);
+
+    /* ---------------------------------------------------------- diffusion ops (Emu2-Gen UNet, VAE)
+     * Feature maps are token-major: [H*W, C], one row per pixel (pixels row-major), the layout the
+     * transformer blocks read. A backend may leave these NULL: callers then fail with
+     * EMU2_ERR_UNSUPPORTED naming the op and the backend. */
+    /* 2-D convolution with zero padding: y[Ho*Wo, O] from x[H*W, C], W->w = [O, C, k, k] (PyTorch's
+     * Conv2d layout, any float dtype), bias [O] or NULL; Ho = (H + 2*pad - k)/stride + 1 (same for
+     * Wo). y must not overlap x. */
+    emu2_status (*conv2d)(emu2_backend *be, size_t C, size_t H, size_t W, const float *x, const emu2_op_weight *Wt,
+                          const emu2_tensor_view *bias, size_t k, size_t stride, size_t pad, float *y,
+                          emu2_error *err);
+    /* GroupNorm over x[rows, C] (rows = pixels): C/groups consecutive channels per group, statistics
+     * over all rows of a group (biased variance, in double), then * weight + bias ([C], any float
+     * dtype); apply_silu != 0 follows it with SiLU (the GN -> SiLU pairs of resnets). */
+    emu2_status (*group_norm)(emu2_backend *be, size_t rows, size_t C, size_t groups, const float *x,
+                              const emu2_tensor_view *weight, const emu2_tensor_view *bias, float eps, int apply_silu,
+                              float *y, emu2_error *err);
+    /* Nearest-neighbour resize of x[H*W, C] to y[Ho*Wo, C] (PyTorch mode "nearest": source index
+     * floor(dst * H / Ho)); the UNet / VAE use it for 2x upsampling. y must not overlap x. */
+    emu2_status (*upsample_nearest)(emu2_backend *be, size_t C, size_t H, size_t W, size_t Ho, size_t Wo,
+                                    const float *x, float *y, emu2_error *err);
+    /* y = x / (1 + exp(-x)), n elements. */
+    emu2_status (*silu)(emu2_backend *be, size_t n, const float *x, float *y, emu2_error *err);
+    /* y = a * b, n elements (y may be a or b). */
+    emu2_status (*mul)(emu2_backend *be, size_t n, const float *a, const float *b, float *y, emu2_error *err);
+    /* y[r, :] = x[r, :] + v[:] for rows of n floats; v is backend memory [n] (the time embedding
+     * a resnet adds to every pixel). y may be x. */
+    emu2_status (*add_row_vector)(emu2_backend *be, size_t rows, size_t n, const float *x, const float *v, float *y,
+                                  emu2_error *err);
 } emu2_ops;
 
 /* The common head of every backend; each backend puts its private state after it. */
@@ -162,6 +201,7 @@ struct emu2_backend {
     int threads;          /* CPU threads in use (1 for device backends) */
     emu2_cpu_isa isa;     /* CPU: the instruction set chosen (EMU2_ISA_AUTO for device backends) */
     void *library;        /* dlopen handle of a loaded backend library (emu2_backend_close releases it) */
+    char device[192];     /* what runs, for reports: "cuda:0 (NVIDIA H100 ...)", "cpu (cuda unavailable: ...)" */
 };
 
 /* Opens a backend by device name: "cpu"; "cuda" / "cuda:N" (dlopen of libemu2_cuda.so, fails with

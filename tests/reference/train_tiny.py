@@ -211,9 +211,15 @@ def main():
     ap.add_argument("--stop-after", type=int, default=0, help="stop (saving) after this step of the schedule")
     ap.add_argument("--init", default=None, help="start from this saved model (continued training)")
     ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--data-seed", type=int, default=1000, help="seed of the training image pool (never 2000)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ckpt-every", type=int, default=500)
     ap.add_argument("--max-minutes", type=float, default=0, help="stop early (saving) after this wall time")
+    ap.add_argument("--schedule-minutes", type=float, default=0,
+                    help="cosine over wall time instead of --steps (shared machine: always ends annealed); stops there")
+    ap.add_argument("--lr-log", default=None, help="write 'step lr' per step (to replay a wall-time schedule)")
+    ap.add_argument("--lr-replay", default=None, help="take each step's lr from an --lr-log file (exact rerun)")
+    ap.add_argument("--ckpt-dir", default=None, help="also keep every checkpoint as DIR/step-N")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -221,7 +227,10 @@ def main():
     tok = E.load_tokenizer(a.tok or a.out)
     cfg = tiny_config(len(tok))
     s = cfg["vision_config"]["image_size"]
-    images, labels = load_cache(os.path.join(a.cache, f"train_{s}_s1000_n{a.n_train}.npz"), a.n_train, 1000, s)
+    if a.data_seed == 2000:
+        sys.exit("--data-seed 2000 is the held-out set (eval_tiny.py): never train on it")
+    images, labels = load_cache(os.path.join(a.cache, f"train_{s}_s{a.data_seed}_n{a.n_train}.npz"), a.n_train,
+                                a.data_seed, s)
     if a.init:
         model, _ = E.load_pretrained(a.init)
         print(f"init from {a.init}", flush=True)
@@ -237,10 +246,22 @@ def main():
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=a.lr, betas=(0.9, 0.98), eps=1e-8)
     batcher = Batcher(tok, cfg, images, labels, a.seed)
+    replay = None
+    if a.lr_replay:
+        with open(a.lr_replay, encoding="utf-8") as f:
+            replay = {int(k): float(v) for k, v in (line.split() for line in f if line.strip())}
+        a.steps = min(a.steps, max(replay))
+    lr_log = open(a.lr_log, "w", encoding="utf-8") if a.lr_log else None
     t0 = time.time()
     run_loss, run_ok, run_aux = 0.0, 0.0, [0.0] * 5
     for step in range(1, a.steps + 1):
-        lr = a.lr * min(1.0, step / a.warmup) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / a.steps)))
+        progress = min(1.0, (time.time() - t0) / (a.schedule_minutes * 60)) if a.schedule_minutes else step / a.steps
+        lr = a.lr * min(1.0, step / a.warmup) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+        if replay is not None:
+            lr = replay[step]
+        if lr_log is not None:
+            lr_log.write(f"{step} {lr!r}\n")
+            lr_log.flush()
         for g in opt.param_groups:
             g["lr"] = lr
         ids, lab, attn, px, aux = batcher.batch(a.batch)
@@ -260,9 +281,13 @@ def main():
                   f"lr {lr:.2e} {el:.0f}s ({el / step:.2f}s/step)", flush=True)
             run_loss, run_ok, run_aux = 0.0, 0.0, [0.0] * 5
         last = step == a.steps or step == a.stop_after or (a.max_minutes and time.time() - t0 > a.max_minutes * 60)
+        last = last or (a.schedule_minutes and replay is None and progress >= 1.0)
         if step % a.ckpt_every == 0 or last:
             model.eval()
             E.save_pretrained(model, cfg, a.out, tokenizer_dir=a.tok or a.out, fmt="safetensors", naming="hf")
+            if a.ckpt_dir:
+                E.save_pretrained(model, cfg, os.path.join(a.ckpt_dir, f"step-{step}"), tokenizer_dir=a.tok or a.out,
+                                  fmt="safetensors", naming="hf")
             model.train()
             print(f"saved step {step} to {a.out}", flush=True)
         if last:

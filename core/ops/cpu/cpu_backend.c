@@ -8,6 +8,7 @@
 
 #include "common/checked.h"
 #include "common/error.h"
+#include "ops/cpu/cpu_diffusion.h"
 #include "ops/cpu/cpu_internal.h"
 
 #define CPU_ALIGN 64
@@ -191,6 +192,12 @@ static const emu2_ops cpu_ops = {
     .patchify = cpu_patchify,
     .add = cpu_add,
     .copy_rows = cpu_copy_rows,
+    .conv2d = cpu_conv2d,
+    .group_norm = cpu_group_norm,
+    .upsample_nearest = cpu_upsample_nearest,
+    .silu = cpu_silu,
+    .mul = cpu_mul,
+    .add_row_vector = cpu_add_row_vector,
 };
 
 /* $EMU2_CPU_ISA caps the instruction set when the options leave it to us (benchmarks, bug hunts). */

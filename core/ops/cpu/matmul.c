@@ -12,6 +12,7 @@
 #include "common/checked.h"
 #include "common/error.h"
 #include "ops/cpu/cpu_internal.h"
+#include "ops/cpu/kern_q8q4.h"
 
 #define SMALL_M 8   /* below this, the direct path wins (no packing to amortize) */
 #define BLOCK_N 64  /* weight rows per packed block */
@@ -140,6 +141,8 @@ emu2_status cpu_linear(emu2_backend *be, size_t M, size_t K, size_t N, const flo
         return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "%s: empty shape M=%zu K=%zu N=%zu", op, M, K, N);
     if (!x || !y || !W)
         return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "%s: NULL x, y or weight", op);
+    if (W->format != EMU2_WEIGHT_FLOAT) /* int8 / int4: linear_q8q4.c */
+        return cpu_linear_quant(be, M, K, N, x, x_stride, W, bias, y, y_stride, err);
     if (x_stride < K || y_stride < N)
         return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "%s: row strides x=%zu y=%zu are narrower than K=%zu N=%zu",
                          op, x_stride, y_stride, K, N);

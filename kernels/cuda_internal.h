@@ -1,0 +1,220 @@
+/* cuda_internal.h: the CUDA backend's state, and what its host files (*.c, plain C11) and kernel
+ * files (*.cu) share. Host files check arguments and own every CUDA runtime / cuBLAS call; kernel
+ * files only hold kernels and their launchers (extern "C", returning the launch's cudaError_t). */
+#ifndef EMU2_KERNELS_CUDA_INTERNAL_H
+#define EMU2_KERNELS_CUDA_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cuda_runtime_api.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#include "ops/ops.h"
+
+#ifndef __CUDACC__ /* host-only part: the backend struct and the host helpers */
+
+#include <cublasLt.h>
+#include <cublas_v2.h>
+
+#include "ptr_set.h"
+
+/* One remembered cuBLASLt algorithm choice for a matmul shape. */
+typedef struct cuda_lt_plan {
+    int used;
+    size_t M, K, N, ldc;
+    int dtype, align_a, align_b, align_c;
+    int has_algo;
+    cublasLtMatmulAlgo_t algo;
+} cuda_lt_plan;
+
+#define CUDA_LT_PLANS 64
+
+typedef struct cuda_backend {
+    emu2_backend base; /* first: an emu2_backend* is a cuda_backend* */
+    int device;
+    cudaStream_t stream;
+    cublasHandle_t blas;
+    cublasLtHandle_t lt;
+    void *lt_workspace;
+    size_t lt_workspace_size;
+    cuda_ptr_set buffers; /* activation buffers from alloc, freed on destroy if still live */
+    cuda_ptr_set weights; /* uploads made by prepare_weight */
+    /* host-to-device staging of small host arrays (ids, positions, masks): a pinned host ring and
+     * a device ring at the same offsets; wrapping synchronises the stream first, so a region is
+     * only reused once the copy and the kernels that read it are done */
+    unsigned char *stage_host, *stage_dev;
+    size_t stage_cap, stage_used;
+    /* device scratch, grown on demand, one slot per user (cuda_scratch) */
+    void *scratch[3];
+    size_t scratch_bytes[3];
+    cuda_lt_plan plans[CUDA_LT_PLANS];
+    int sm_count;
+    size_t max_smem_optin; /* shared memory a block may opt in to */
+} cuda_backend;
+
+static inline cuda_backend *cuda_of(emu2_backend *be)
+{
+    return (cuda_backend *)be;
+}
+
+/* Makes the backend's GPU current for the calling thread (the runtime's current device is per
+ * thread, and a backend may be driven from another thread than the one that opened it). */
+static inline void cuda_use(cuda_backend *cb)
+{
+    cudaSetDevice(cb->device);
+}
+
+/* The stream to launch on, with the device made current. */
+static inline cudaStream_t cuda_stream_of(emu2_backend *be)
+{
+    cuda_use(cuda_of(be));
+    return cuda_of(be)->stream;
+}
+
+/* Sets err from a failed CUDA runtime call ("cuda backend: WHAT: <cuda message>"). */
+emu2_status cuda_fail(emu2_error *err, cudaError_t e, const char *what);
+emu2_status cuda_blas_fail(emu2_error *err, int blas_status, const char *what);
+/* Checks the launch that just happened (cudaGetLastError), naming the op. */
+emu2_status cuda_launched(emu2_error *err, cudaError_t launch, const char *op);
+
+/* Copies n bytes of host memory to the device through the staging rings; returns the device copy
+ * (valid for ops issued on the stream until the ring wraps), NULL on failure (err set). */
+void *cuda_stage(cuda_backend *cb, const void *host, size_t n, emu2_error *err);
+/* Device scratch of at least n bytes in one of the slots below (each user its own, so a conv2d's
+ * patches survive the linear that converts them). */
+enum { CUDA_SCRATCH_CONVERT = 0, CUDA_SCRATCH_IM2COL = 1, CUDA_SCRATCH_STATS = 2 };
+void *cuda_scratch(cuda_backend *cb, int slot, size_t n, emu2_error *err);
+
+/* Whether p is memory of this backend's device (a prepared view or an alloc'd buffer). */
+int cuda_is_device_ptr(const void *p);
+
+/* Shared argument checks (same rules and messages as the CPU backend's). */
+int cuda_is_float_dtype(emu2_dtype dt);
+emu2_status cuda_check_vector(const char *op, const char *what, const emu2_tensor_view *v, size_t n, int required,
+                              emu2_error *err);
+int cuda_overlaps(const float *a, size_t an, const float *b, size_t bn);
+
+/* The ops, one host file per family. */
+emu2_status cuda_linear(emu2_backend *be, size_t M, size_t K, size_t N, const float *x, size_t x_stride,
+                        const emu2_op_weight *W, const emu2_tensor_view *bias, float *y, size_t y_stride,
+                        emu2_error *err);
+emu2_status cuda_matmul_nt(emu2_backend *be, size_t M, size_t K, size_t N, const float *A, const float *B, float *C,
+                           emu2_error *err);
+emu2_status cuda_layernorm(emu2_backend *be, size_t rows, size_t n, const float *x, const emu2_tensor_view *weight,
+                           const emu2_tensor_view *bias, float eps, float *y, emu2_error *err);
+emu2_status cuda_rmsnorm(emu2_backend *be, size_t rows, size_t n, const float *x, const emu2_tensor_view *weight,
+                         float eps, float *y, emu2_error *err);
+emu2_status cuda_rope(emu2_backend *be, size_t rows, size_t n_heads, size_t head_dim, float *x, size_t stride,
+                      const int32_t *positions, float theta, unsigned flags, emu2_error *err);
+emu2_status cuda_attention(emu2_backend *be, const emu2_attention_args *args, emu2_error *err);
+emu2_status cuda_gelu(emu2_backend *be, size_t n, const float *x, float *y, emu2_error *err);
+emu2_status cuda_silu_mul(emu2_backend *be, size_t n, const float *a, const float *b, float *y, emu2_error *err);
+emu2_status cuda_softmax(emu2_backend *be, size_t rows, size_t n, const float *x, float *y, emu2_error *err);
+emu2_status cuda_log_softmax(emu2_backend *be, size_t rows, size_t n, const float *x, float *y, emu2_error *err);
+emu2_status cuda_embedding(emu2_backend *be, size_t n_ids, const int32_t *ids, const emu2_tensor_view *table,
+                           float *out, emu2_error *err);
+emu2_status cuda_avgpool2d(emu2_backend *be, emu2_grid_layout layout, size_t C, size_t H, size_t W, size_t k,
+                           const float *x, float *y, emu2_error *err);
+emu2_status cuda_patchify(emu2_backend *be, size_t C, size_t H, size_t W, size_t p, const float *img, float *out,
+                          emu2_error *err);
+emu2_status cuda_add(emu2_backend *be, size_t n, const float *a, const float *b, float *y, emu2_error *err);
+emu2_status cuda_copy_rows(emu2_backend *be, size_t n_rows, size_t cols, const float *src, size_t src_stride,
+                           size_t src_n_rows, const int32_t *src_rows, float *dst, size_t dst_stride,
+                           size_t dst_n_rows, const int32_t *dst_rows, emu2_error *err);
+/* The diffusion ops (cuda_diffusion.c). */
+emu2_status cuda_conv2d(emu2_backend *be, size_t C, size_t H, size_t W, const float *x, const emu2_op_weight *Wt,
+                        const emu2_tensor_view *bias, size_t k, size_t stride, size_t pad, float *y, emu2_error *err);
+emu2_status cuda_group_norm(emu2_backend *be, size_t rows, size_t C, size_t groups, const float *x,
+                            const emu2_tensor_view *weight, const emu2_tensor_view *bias, float eps, int apply_silu,
+                            float *y, emu2_error *err);
+emu2_status cuda_upsample_nearest(emu2_backend *be, size_t C, size_t H, size_t W, size_t Ho, size_t Wo,
+                                  const float *x, float *y, emu2_error *err);
+emu2_status cuda_silu(emu2_backend *be, size_t n, const float *x, float *y, emu2_error *err);
+emu2_status cuda_mul(emu2_backend *be, size_t n, const float *a, const float *b, float *y, emu2_error *err);
+emu2_status cuda_add_row_vector(emu2_backend *be, size_t rows, size_t n, const float *x, const float *v, float *y,
+                                emu2_error *err);
+
+#endif /* !__CUDACC__ */
+
+/* ---------------------------------------------------------------- kernel launchers (*.cu)
+ * Element types of weight-side data are passed as emu2_dtype values (F32, F16, BF16). Every
+ * launcher enqueues on `s` and returns cudaGetLastError() after the launch. */
+
+/* matmul.cu */
+cudaError_t emu2k_gemv(cudaStream_t s, size_t M, size_t K, size_t N, const float *x, size_t ldx, const void *w,
+                       int w_dtype, const void *bias, int bias_dtype, float *y, size_t ldy);
+cudaError_t emu2k_to_half(cudaStream_t s, size_t M, size_t K, const float *x, size_t ldx, void *out, int dtype);
+cudaError_t emu2k_add_bias(cudaStream_t s, size_t M, size_t N, float *y, size_t ldy, const void *bias,
+                           int bias_dtype);
+int emu2k_gemv_max_rows(void);
+
+/* norms.cu */
+cudaError_t emu2k_layernorm(cudaStream_t s, size_t rows, size_t n, const float *x, const void *w, int w_dtype,
+                            const void *b, int b_dtype, float eps, float *y);
+cudaError_t emu2k_rmsnorm(cudaStream_t s, size_t rows, size_t n, const float *x, const void *w, int w_dtype,
+                          float eps, float *y);
+cudaError_t emu2k_softmax(cudaStream_t s, size_t rows, size_t n, const float *x, float *y, int log_form);
+
+/* rope.cu */
+cudaError_t emu2k_rope(cudaStream_t s, size_t rows, size_t n_heads, size_t head_dim, float *x, size_t stride,
+                       const int32_t *positions, const float *inv_freq, int bf16_table);
+
+/* elementwise.cu */
+cudaError_t emu2k_gelu(cudaStream_t s, size_t n, const float *x, float *y);
+cudaError_t emu2k_silu_mul(cudaStream_t s, size_t n, const float *a, const float *b, float *y);
+cudaError_t emu2k_add(cudaStream_t s, size_t n, const float *a, const float *b, float *y);
+
+/* embedding.cu: embedding rows, copy_rows, patchify */
+cudaError_t emu2k_embedding(cudaStream_t s, size_t n_ids, const int32_t *ids, const void *table, int dtype, size_t d,
+                            float *out);
+cudaError_t emu2k_copy_rows(cudaStream_t s, size_t n_rows, size_t cols, const float *src, size_t src_stride,
+                            const int32_t *src_rows, float *dst, size_t dst_stride, const int32_t *dst_rows);
+cudaError_t emu2k_patchify(cudaStream_t s, size_t C, size_t H, size_t W, size_t p, const float *img, float *out);
+
+/* pool.cu */
+cudaError_t emu2k_avgpool2d(cudaStream_t s, int channel_major, size_t C, size_t H, size_t W, size_t k,
+                            const float *x, float *y);
+
+/* attention.cu */
+typedef struct emu2k_attention {
+    size_t batch, n_heads, head_dim, q_len, kv_len, q_offset;
+    int causal;
+    float scale;
+    const float *q, *k, *v;
+    float *out;
+    size_t q_stride, k_stride, v_stride, out_stride;
+    size_t q_batch_stride, kv_batch_stride, out_batch_stride;
+    const uint8_t *key_mask; /* device copy or NULL */
+} emu2k_attention;
+/* 0 when the shape is handled, else a reason; `smem_optin` is the device's per-block limit. */
+const char *emu2k_attention_unsupported(const emu2k_attention *a, size_t smem_optin);
+cudaError_t emu2k_attention_run(cudaStream_t s, const emu2k_attention *a, size_t smem_optin);
+
+/* diffusion.cu */
+cudaError_t emu2k_im2col(cudaStream_t s, size_t C, size_t H, size_t W, size_t Wo, size_t k, size_t stride,
+                         size_t pad, size_t first, size_t rows, const float *x, float *cols);
+/* GroupNorm statistics into stats (device: G doubles of mean, then G floats mean, G floats inv). */
+cudaError_t emu2k_group_stats(cudaStream_t s, size_t rows, size_t C, size_t groups, const float *x, float eps,
+                              void *stats);
+cudaError_t emu2k_group_apply(cudaStream_t s, size_t rows, size_t C, size_t groups, const float *x, const void *stats,
+                              const void *w, int w_dtype, const void *b, int b_dtype, int apply_silu, float *y);
+cudaError_t emu2k_upsample_nearest(cudaStream_t s, size_t C, size_t H, size_t W, size_t Ho, size_t Wo,
+                                   const float *x, float *y);
+cudaError_t emu2k_silu(cudaStream_t s, size_t n, const float *x, float *y);
+cudaError_t emu2k_mul(cudaStream_t s, size_t n, const float *a, const float *b, float *y);
+cudaError_t emu2k_add_row_vector(cudaStream_t s, size_t rows, size_t n, const float *x, const float *v, float *y);
+
+/* random.cu: n values of dtype (F32, F16, BF16) at dst: emu2_rw_value(key, i, scale) (the formula
+ * of core/model/random_weights.h, the same on the host), or all equal to `constant` when scale == 0. */
+cudaError_t emu2k_random_fill(cudaStream_t s, void *dst, size_t n, int dtype, uint64_t key, float scale,
+                              float constant);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

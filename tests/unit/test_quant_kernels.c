@@ -1,0 +1,238 @@
+/* test_quant_kernels.c: the int8 / int4 linear (core/ops/cpu/linear_q8q4.c + kern_q8q4_*.c) on every
+ * ISA path this CPU has (EMU2_CPU_ISA caps) and 1 or 3 threads, against a double-precision reference
+ * over the dequantized weights (emu2_dequant_row; the opt-in AVX-512 VNNI int4 path, EMU2_CPU_VNNI=1,
+ * against the same with the activations quantized as that path does): random shapes with odd K and N, partial int4
+ * groups, the decode (M < 8) and prefill (M >= 8) paths, bias, strides and misaligned data; plus
+ * argument checks. */
+#include "check.h"
+#include "ops/cpu/kern_q8q4.h"
+#include "quant/quant.h"
+#include "test_ops_util.h"
+
+typedef struct qweight {
+    emu2_op_weight w;
+    uint8_t *q, *s; /* allocations (data may start 1 byte in: misaligned) */
+} qweight;
+
+/* Quantizes random [N, K] values; misalign shifts both buffers by one byte. */
+static int qweight_make(qweight *qw, emu2_quant_spec spec, size_t N, size_t K, int misalign)
+{
+    memset(qw, 0, sizeof *qw);
+    float *v = malloc(N * K * sizeof *v);
+    size_t rb = emu2_quant_q_row_bytes(spec, K), sc = emu2_quant_scale_row_count(spec, K);
+    size_t ses = spec.format == EMU2_WEIGHT_Q8 ? 4 : 2;
+    qw->q = malloc(N * rb + 1);
+    qw->s = malloc(N * sc * ses + 1);
+    if (!v || !qw->q || !qw->s) {
+        free(v);
+        return 0;
+    }
+    fill_uniform(v, N * K, -1.0f, 1.0f);
+    for (size_t i = 0; i < N * K; i += 7) /* some outliers, as real weights have */
+        v[i] *= 3.0f;
+    uint8_t *q = qw->q + misalign, *s = qw->s + misalign;
+    emu2_error err;
+    int ok = emu2_quantize_rows(spec, v, EMU2_DT_F32, N, K, q, s, &err) == EMU2_OK;
+    free(v);
+    emu2_op_weight *w = &qw->w;
+    w->format = spec.format;
+    w->group = spec.group;
+    w->w.dtype = spec.format == EMU2_WEIGHT_Q8 ? EMU2_DT_I8 : EMU2_DT_U8;
+    w->w.ndim = 2;
+    w->w.shape[0] = (int64_t)N;
+    w->w.shape[1] = (int64_t)rb;
+    w->w.data = q;
+    w->w.nbytes = N * rb;
+    w->scales.dtype = spec.format == EMU2_WEIGHT_Q8 ? EMU2_DT_F32 : EMU2_DT_F16;
+    w->scales.ndim = spec.format == EMU2_WEIGHT_Q8 ? 1 : 2;
+    w->scales.shape[0] = (int64_t)N;
+    w->scales.shape[1] = spec.format == EMU2_WEIGHT_Q8 ? 0 : (int64_t)sc;
+    w->scales.data = s;
+    w->scales.nbytes = N * sc * ses;
+    return ok;
+}
+
+static void qweight_free(qweight *qw)
+{
+    free(qw->q);
+    free(qw->s);
+}
+
+/* Whether the int4 decode path on this backend is the VNNI one (core/ops/cpu/kern_q4_vnni.c),
+ * which quantizes the activations to int8 per block of 32: the reference does the same. */
+static int vnni_path(emu2_backend *be, emu2_quant_spec spec, size_t M)
+{
+    const char *on = getenv("EMU2_CPU_VNNI");
+    return spec.format == EMU2_WEIGHT_Q4 && M < 8 && be->isa == EMU2_ISA_AVX512 && cpu_q4_vnni_supported() && on &&
+           !strcmp(on, "1");
+}
+
+/* x as the VNNI path sees it: per block of the 16 low-nibble and 16 high-nibble elements of one
+ * 16-byte chunk of a weight row, s = amax/127, q = rint(x * (1/s)), x' = q * s. */
+static void x_like_vnni(const float *x, size_t K, size_t G, float *out)
+{
+    size_t half = G / 2, rb = (K + G - 1) / G * half;
+    for (size_t ch = 0; ch * 16 < rb; ch++) {
+        size_t g = ch * 16 / half, c = ch * 16 % half, idx[32];
+        float amax = 0;
+        for (size_t i = 0; i < 32; i++) {
+            idx[i] = g * G + (i < 16 ? c + i : half + c + i - 16);
+            if (idx[i] < K)
+                amax = fmaxf(amax, fabsf(x[idx[i]]));
+        }
+        float sc = amax / 127.0f, inv = sc > 0 ? 1.0f / sc : 0.0f;
+        for (size_t i = 0; i < 32; i++)
+            if (idx[i] < K)
+                out[idx[i]] = rintf(x[idx[i]] * inv) * sc;
+    }
+}
+
+/* One linear call against the reference; returns the relative error (INFINITY on failure). */
+static double run_case(emu2_backend *be, emu2_quant_spec spec, size_t M, size_t K, size_t N, int with_bias,
+                       int misalign, char *why, size_t why_size)
+{
+    qweight qw;
+    size_t ldx = K + (M % 3), ldy = N + (M % 2); /* some strides wider than the rows */
+    float *x = malloc(M * ldx * sizeof *x), *y = malloc(M * ldy * sizeof *y), *row = malloc(K * sizeof *row);
+    float *bias = malloc(N * sizeof *bias);
+    double *ref = malloc(M * N * sizeof *ref), *mag = malloc(M * N * sizeof *mag);
+    float *got = malloc(M * N * sizeof *got);
+    double e = INFINITY;
+    if (!qweight_make(&qw, spec, N, K, misalign) || !x || !y || !row || !bias || !ref || !mag || !got) {
+        snprintf(why, why_size, "setup failed");
+        goto done;
+    }
+    fill_uniform(x, M * ldx, -1.0f, 1.0f);
+    fill_uniform(bias, N, -0.5f, 0.5f);
+    emu2_tensor_view bv = {.dtype = EMU2_DT_F32, .ndim = 1, .shape = {(int64_t)N}, .data = bias,
+                           .nbytes = N * sizeof(float)};
+    float *xr = malloc(M * ldx * sizeof *xr);
+    if (!xr)
+        goto done;
+    memcpy(xr, x, M * ldx * sizeof *xr);
+    if (vnni_path(be, spec, M))
+        for (size_t m = 0; m < M; m++)
+            x_like_vnni(x + m * ldx, K, (size_t)spec.group, xr + m * ldx);
+    for (size_t n = 0; n < N; n++) {
+        emu2_dequant_row(&qw.w, K, n, 0, K, row);
+        for (size_t m = 0; m < M; m++) {
+            double acc = with_bias ? bias[n] : 0, a = with_bias ? fabs(bias[n]) : 0;
+            for (size_t k = 0; k < K; k++) {
+                acc += (double)xr[m * ldx + k] * row[k];
+                a += fabs((double)xr[m * ldx + k] * row[k]);
+            }
+            ref[m * N + n] = acc;
+            mag[m * N + n] = a;
+        }
+    }
+    free(xr);
+    emu2_error err = {0};
+    if (be->ops->linear(be, M, K, N, x, ldx, &qw.w, with_bias ? &bv : NULL, y, ldy, &err) != EMU2_OK) {
+        snprintf(why, why_size, "linear failed: %s", err.message);
+        goto done;
+    }
+    for (size_t m = 0; m < M; m++)
+        memcpy(got + m * N, y + m * ldy, N * sizeof(float));
+    size_t where = 0;
+    e = max_rel_err(got, ref, mag, M * N, &where);
+    snprintf(why, why_size, "worst at [%zu, %zu]: got %g want %g", where / N, where % N, got[where], ref[where]);
+done:
+    qweight_free(&qw);
+    free(x), free(y), free(row), free(bias), free(ref), free(mag), free(got);
+    return e;
+}
+
+static void shapes_on_every_path(emu2_quant_spec spec)
+{
+    test_config cfg[8];
+    char missing[64];
+    int n = test_configs(cfg, missing, sizeof missing);
+    CHECK(n > 0);
+    if (missing[0])
+        printf("    (this CPU lacks %s: those paths are not tested here)\n", missing);
+    /* M: 1 (decode), 3, 5 (beams), 8, 13 (prefill, ragged); K odd, not a multiple of the group,
+     * and round; N odd and round */
+    static const size_t shapes[][3] = {{1, 64, 4},  {1, 77, 9},    {1, 1000, 33}, {3, 130, 17}, {5, 256, 64},
+                                       {1, 33, 1},  {8, 96, 40},   {13, 1100, 70}, {9, 31, 5},  {1, 2048, 130}};
+    for (int c = 0; c < n; c++) {
+        emu2_backend *be = test_open(&cfg[c]);
+        CHECK(be);
+        double worst = 0;
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            char why[640];
+            double e = run_case(be, spec, shapes[s][0], shapes[s][1], shapes[s][2], (int)(s % 2), (int)(s % 3 == 1),
+                                why, sizeof why);
+            if (!(e <= TOL_F32)) {
+                emu2_backend_close(be);
+                CHECKF(0, "%s %s M=%zu K=%zu N=%zu: rel err %g (%s)", emu2_quant_name(spec), cfg[c].name,
+                       shapes[s][0], shapes[s][1], shapes[s][2], e, why);
+            }
+            worst = e > worst ? e : worst;
+        }
+        printf("    %s %-10s worst rel err %.2g\n", emu2_quant_name(spec), cfg[c].name, worst);
+        emu2_backend_close(be);
+    }
+}
+
+TEST(int8_matches_reference) { shapes_on_every_path((emu2_quant_spec){.format = EMU2_WEIGHT_Q8}); }
+TEST(int4_g32_matches_reference) { shapes_on_every_path((emu2_quant_spec){.format = EMU2_WEIGHT_Q4, .group = 32}); }
+TEST(int4_g64_matches_reference) { shapes_on_every_path((emu2_quant_spec){.format = EMU2_WEIGHT_Q4, .group = 64}); }
+TEST(int4_g128_matches_reference) { shapes_on_every_path((emu2_quant_spec){.format = EMU2_WEIGHT_Q4, .group = 128}); }
+
+/* The AVX-512 VNNI int4 kernel, opt-in with $EMU2_CPU_VNNI=1. */
+TEST(int4_with_vnni)
+{
+    if (!cpu_q4_vnni_supported())
+        SKIP("this CPU has no AVX-512 VNNI");
+    setenv("EMU2_CPU_VNNI", "1", 1);
+    shapes_on_every_path((emu2_quant_spec){.format = EMU2_WEIGHT_Q4, .group = 32});
+    shapes_on_every_path((emu2_quant_spec){.format = EMU2_WEIGHT_Q4, .group = 64});
+    shapes_on_every_path((emu2_quant_spec){.format = EMU2_WEIGHT_Q4, .group = 128});
+    unsetenv("EMU2_CPU_VNNI");
+}
+
+/* Wrong dtypes, shapes, group sizes and short buffers are refused with a message, never read. */
+TEST(bad_weights_are_refused)
+{
+    emu2_backend *be = NULL;
+    CHECK(emu2_cpu_backend_open(NULL, &be, NULL) == EMU2_OK);
+    qweight qw;
+    emu2_quant_spec q4 = {.format = EMU2_WEIGHT_Q4, .group = 32};
+    CHECK(qweight_make(&qw, q4, 8, 64, 0));
+    float x[64] = {0}, y[8];
+    emu2_error err = {0};
+    emu2_op_weight w = qw.w;
+    emu2_status wrong_k = be->ops->linear(be, 1, 96, 8, x, 96, &w, NULL, y, 8, &err); /* K 96 needs 48-byte rows */
+    w.group = 48;
+    emu2_status bad_group = be->ops->linear(be, 1, 64, 8, x, 64, &w, NULL, y, 8, &err);
+    w = qw.w;
+    w.scales.nbytes -= 2;
+    emu2_status short_scales = be->ops->linear(be, 1, 64, 8, x, 64, &w, NULL, y, 8, &err);
+    w = qw.w;
+    w.w.dtype = EMU2_DT_I8;
+    emu2_status wrong_dtype = be->ops->linear(be, 1, 64, 8, x, 64, &w, NULL, y, 8, &err);
+    w = qw.w;
+    w.format = (emu2_weight_format)7;
+    emu2_status bad_format = be->ops->linear(be, 1, 64, 8, x, 64, &w, NULL, y, 8, &err);
+    w = qw.w;
+    emu2_status good = be->ops->linear(be, 1, 64, 8, x, 64, &w, NULL, y, 8, &err);
+    qweight_free(&qw);
+    emu2_backend_close(be);
+    CHECKF(wrong_k == EMU2_ERR_MISMATCH, "wrong K: %d", wrong_k);
+    CHECKF(bad_group == EMU2_ERR_MISMATCH, "group 48: %d", bad_group);
+    CHECKF(short_scales == EMU2_ERR_MISMATCH, "short scales: %d", short_scales);
+    CHECKF(wrong_dtype == EMU2_ERR_MISMATCH, "I8 int4 values: %d", wrong_dtype);
+    CHECKF(bad_format != EMU2_OK, "unknown format accepted");
+    CHECKF(good == EMU2_OK, "the untouched weight fails: %s", err.message);
+}
+
+int main(void)
+{
+    RUN(int8_matches_reference);
+    RUN(int4_g32_matches_reference);
+    RUN(int4_g64_matches_reference);
+    RUN(int4_g128_matches_reference);
+    RUN(int4_with_vnni);
+    RUN(bad_weights_are_refused);
+    return check_finish();
+}
