@@ -34,40 +34,7 @@ emu2_status cuda_launched(emu2_error *err, cudaError_t launch, const char *op)
     return EMU2_OK;
 }
 
-/* ---------------------------------------------------------------- shared checks */
-
-int cuda_is_float_dtype(emu2_dtype dt)
-{
-    return dt == EMU2_DT_F32 || dt == EMU2_DT_F16 || dt == EMU2_DT_BF16;
-}
-
-int cuda_overlaps(const float *a, size_t an, const float *b, size_t bn)
-{
-    return a < b + bn && b < a + an;
-}
-
-emu2_status cuda_check_vector(const char *op, const char *what, const emu2_tensor_view *v, size_t n, int required,
-                              emu2_error *err)
-{
-    if (!v) {
-        if (required)
-            return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "%s: %s is missing", op, what);
-        return EMU2_OK;
-    }
-    if (!cuda_is_float_dtype(v->dtype))
-        return emu2_fail(err, EMU2_ERR_UNSUPPORTED, "%s: %s has dtype %s (want F32, F16 or BF16)", op, what,
-                         emu2_dtype_name(v->dtype));
-    if (v->ndim != 1 || v->shape[0] < 0 || (uint64_t)v->shape[0] != (uint64_t)n)
-        return emu2_fail(err, EMU2_ERR_MISMATCH, "%s: %s must have shape [%zu] (has %d dims, first %lld)", op, what, n,
-                         v->ndim, v->ndim > 0 ? (long long)v->shape[0] : -1LL);
-    if (!v->data || v->nbytes < (uint64_t)n * emu2_dtype_size(v->dtype))
-        return emu2_fail(err, EMU2_ERR_MISMATCH, "%s: %s holds %llu bytes, fewer than its shape needs", op, what,
-                         (unsigned long long)v->nbytes);
-    if (!cuda_is_device_ptr(v->data))
-        return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "%s: %s is host memory: pass it through prepare_weight", op,
-                         what);
-    return EMU2_OK;
-}
+/* ---------------------------------------------------------------- device memory */
 
 int cuda_is_device_ptr(const void *p)
 {
@@ -437,7 +404,7 @@ EMU2_CUDA_EXPORT emu2_status emu2_cuda_random_fill(emu2_backend *be, void *dst, 
 {
     if (!be || be->ops != &cuda_ops)
         return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "cuda random fill: not a CUDA backend");
-    if (!cuda_is_float_dtype(dt))
+    if (!emu2_is_float_dtype(dt))
         return emu2_fail(err, EMU2_ERR_UNSUPPORTED, "cuda random fill: dtype %s", emu2_dtype_name(dt));
     if (n && !cuda_is_device_ptr(dst))
         return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "cuda random fill: destination is not device memory");

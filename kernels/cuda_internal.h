@@ -20,6 +20,7 @@ extern "C" {
 #include <cublasLt.h>
 #include <cublas_v2.h>
 
+#include "ops/op_checks.h"
 #include "ptr_set.h"
 
 /* One remembered cuBLASLt algorithm choice for a matmul shape. */
@@ -92,11 +93,8 @@ void *cuda_scratch(cuda_backend *cb, int slot, size_t n, emu2_error *err);
 /* Whether p is memory of this backend's device (a prepared view or an alloc'd buffer). */
 int cuda_is_device_ptr(const void *p);
 
-/* Shared argument checks (same rules and messages as the CPU backend's). */
-int cuda_is_float_dtype(emu2_dtype dt);
-emu2_status cuda_check_vector(const char *op, const char *what, const emu2_tensor_view *v, size_t n, int required,
-                              emu2_error *err);
-int cuda_overlaps(const float *a, size_t an, const float *b, size_t bn);
+/* Argument checks: ops/op_checks.h, shared with the CPU backend; weight-side views must pass
+ * cuda_is_device_ptr (given as their is_backend_ptr). */
 
 /* The ops, one host file per family. */
 emu2_status cuda_linear(emu2_backend *be, size_t M, size_t K, size_t N, const float *x, size_t x_stride,

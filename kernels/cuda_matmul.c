@@ -28,43 +28,23 @@ static emu2_status check_linear(size_t M, size_t K, size_t N, const float *x, si
                                 size_t y_stride, emu2_error *err)
 {
     static const char op[] = "linear";
-    if (M == 0 || K == 0 || N == 0)
-        return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "%s: empty shape M=%zu K=%zu N=%zu", op, M, K, N);
-    if (!x || !y || !W)
-        return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "%s: NULL x, y or weight", op);
-    if (x_stride < K || y_stride < N)
-        return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "%s: row strides x=%zu y=%zu are narrower than K=%zu N=%zu",
-                         op, x_stride, y_stride, K, N);
+    emu2_status st = emu2_check_linear_head(M, K, N, x, x_stride, W, y, y_stride, err);
+    if (st != EMU2_OK)
+        return st;
     if (W->format != EMU2_WEIGHT_FLOAT)
         return emu2_fail(err, EMU2_ERR_UNSUPPORTED,
                          "%s: quantized (int8/int4) weights are not supported by the cuda backend yet; load with "
                          "quant \"none\" or use the cpu device",
                          op);
-    const emu2_tensor_view *w = &W->w;
-    if (!cuda_is_float_dtype(w->dtype))
-        return emu2_fail(err, EMU2_ERR_UNSUPPORTED, "%s: weight dtype %s (want F32, F16 or BF16)", op,
-                         emu2_dtype_name(w->dtype));
-    if (w->ndim != 2 || w->shape[0] < 0 || w->shape[1] < 0 || (uint64_t)w->shape[0] != N ||
-        (uint64_t)w->shape[1] != K)
-        return emu2_fail(err, EMU2_ERR_MISMATCH, "%s: weight must be [%zu, %zu] (N, K); it has %d dims [%lld, %lld]",
-                         op, N, K, w->ndim, w->ndim > 0 ? (long long)w->shape[0] : -1LL,
-                         w->ndim > 1 ? (long long)w->shape[1] : -1LL);
-    size_t wbytes, xspan, yspan;
-    if (!emu2_mul_size(N, K, &wbytes) || !emu2_mul_size(wbytes, emu2_dtype_size(w->dtype), &wbytes) || !w->data ||
-        w->nbytes < wbytes)
-        return emu2_fail(err, EMU2_ERR_MISMATCH, "%s: weight data (%llu bytes) is smaller than [%zu, %zu]", op,
-                         (unsigned long long)w->nbytes, N, K);
-    if (!cuda_is_device_ptr(w->data))
-        return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "%s: weight is host memory: pass it through prepare_weight",
-                         op);
-    if (!emu2_mul_size(M - 1, x_stride, &xspan) || !emu2_add_size(xspan, K, &xspan) ||
-        !emu2_mul_size(M - 1, y_stride, &yspan) || !emu2_add_size(yspan, N, &yspan) || xspan > SIZE_MAX / 4 ||
-        yspan > SIZE_MAX / 4 || x_stride > INT32_MAX || y_stride > INT32_MAX || M > INT32_MAX || N > INT32_MAX ||
-        K > INT32_MAX)
+    if ((st = emu2_check_linear_float_weight(&W->w, N, K, cuda_is_device_ptr, err)) != EMU2_OK)
+        return st;
+    size_t xspan, yspan; /* the kernels and cuBLAS take int dimensions */
+    if (!emu2_linear_extents(M, K, N, x_stride, y_stride, &xspan, &yspan) || x_stride > INT32_MAX ||
+        y_stride > INT32_MAX || M > INT32_MAX || N > INT32_MAX || K > INT32_MAX)
         return emu2_fail(err, EMU2_ERR_LIMIT, "%s: shape or buffer extent is too large", op);
-    if (cuda_overlaps(x, xspan, y, yspan))
+    if (emu2_floats_overlap(x, xspan, y, yspan))
         return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "%s: output overlaps input", op);
-    return cuda_check_vector(op, "bias", bias, N, 0, err);
+    return emu2_check_vector(op, "bias", bias, N, 0, cuda_is_device_ptr, err);
 }
 
 /* The remembered algorithm for this shape, or a new slot for it (round-robin replacement). */

@@ -48,6 +48,8 @@ int emu2_lua_push_failure(lua_State *L, emu2_status st, const char *message, int
 
 /* ---------------------------------------------------------------- option tables (options.c) */
 
+/* luaL_checklstring that also refuses a zero byte inside ("the WHAT contains a zero byte"). */
+const char *emu2_lua_check_text(lua_State *L, int arg, const char *what, size_t *len);
 /* Raises unless every key of the table at arg (nil is fine) is a string in names (NULL-terminated). */
 void emu2_lua_check_option_names(lua_State *L, int arg, const char *const *names);
 /* Each reader leaves *out untouched when the option is absent (or the table is nil), raises on a

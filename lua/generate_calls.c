@@ -76,9 +76,7 @@ int emu2_lua_generate(lua_State *L)
 {
     emu2_lua_model *m = emu2_lua_check_model_with_weights(L, 1);
     size_t len;
-    text_call c = {luaL_checklstring(L, 2, &len), NULL, 0, 0};
-    if (strlen(c.prompt) != len)
-        luaL_argerror(L, 2, "the prompt contains a zero byte");
+    text_call c = {emu2_lua_check_text(L, 2, "prompt", &len), NULL, 0, 0};
     emu2_lua_check_option_names(L, 4, generate_options);
     c.images = emu2_lua_read_images(L, 3, &c.n_images);
     if (len == 0 && c.n_images == 0)

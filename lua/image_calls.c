@@ -11,9 +11,7 @@ int emu2_lua_generate_image(lua_State *L)
 {
     emu2_lua_model *m = emu2_lua_check_model_with_weights(L, 1);
     size_t len;
-    const char *prompt = luaL_checklstring(L, 2, &len);
-    if (strlen(prompt) != len)
-        luaL_argerror(L, 2, "the prompt contains a zero byte");
+    const char *prompt = emu2_lua_check_text(L, 2, "prompt", &len);
     emu2_lua_check_option_names(L, 4, image_options);
     size_t n_images;
     const emu2_image_bytes *images = emu2_lua_read_images(L, 3, &n_images);

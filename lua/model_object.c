@@ -227,9 +227,7 @@ static int model_tokenize(lua_State *L)
 {
     emu2_lua_model *m = emu2_lua_check_model(L, 1);
     size_t len;
-    const char *text = luaL_checklstring(L, 2, &len);
-    if (strlen(text) != len)
-        luaL_argerror(L, 2, "the text contains a zero byte");
+    const char *text = emu2_lua_check_text(L, 2, "text", &len);
     emu2_lua_check_option_names(L, 3, tokenize_options);
     int bos = 1, placeholders = 1;
     emu2_lua_opt_bool(L, 3, "bos", &bos);

@@ -17,9 +17,9 @@ static const char *const load_options[] = {"device", "threads", "quant", "no_wei
 static int emu2_lua_load(lua_State *L)
 {
     size_t len;
-    const char *dir = luaL_checklstring(L, 1, &len);
-    if (len == 0 || strlen(dir) != len)
-        luaL_argerror(L, 1, len ? "the folder name contains a zero byte" : "the folder name is empty");
+    const char *dir = emu2_lua_check_text(L, 1, "folder name", &len);
+    if (len == 0)
+        luaL_argerror(L, 1, "the folder name is empty");
     emu2_lua_check_option_names(L, 2, load_options);
     if (!lua_isnoneornil(L, 2) && lua_getfield(L, 2, "n_query") != LUA_TNIL)
         luaL_argerror(L, 2, "option 'n_query' cannot be overridden: the model's config.json fixes it");

@@ -31,6 +31,14 @@ void emu2_lua_check_option_names(lua_State *L, int arg, const char *const *names
     }
 }
 
+const char *emu2_lua_check_text(lua_State *L, int arg, const char *what, size_t *len)
+{
+    const char *s = luaL_checklstring(L, arg, len);
+    if (strlen(s) != *len)
+        luaL_argerror(L, arg, lua_pushfstring(L, "the %s contains a zero byte", what));
+    return s;
+}
+
 /* Pushes opts[name]; returns its type (LUA_TNIL when opts is nil or lacks it). */
 static int get_option(lua_State *L, int arg, const char *name)
 {
@@ -44,6 +52,15 @@ static int get_option(lua_State *L, int arg, const char *name)
 static void bad_option(lua_State *L, int arg, const char *name, const char *want)
 {
     luaL_argerror(L, arg, lua_pushfstring(L, "option '%s' must be %s (got %s)", name, want, luaL_typename(L, -1)));
+}
+
+/* Pushes opts[name]; 1 when it is there (raising unless it has type TYPE, "WANT"), 0 when absent. */
+static int typed_option(lua_State *L, int arg, const char *name, int type, const char *want)
+{
+    int t = get_option(L, arg, name);
+    if (t != LUA_TNIL && t != type)
+        bad_option(L, arg, name, want);
+    return t != LUA_TNIL;
 }
 
 static lua_Integer option_integer(lua_State *L, int arg, const char *name, lua_Integer lo, lua_Integer hi)
@@ -73,32 +90,21 @@ void emu2_lua_opt_u64(lua_State *L, int arg, const char *name, uint64_t *out)
 
 void emu2_lua_opt_float(lua_State *L, int arg, const char *name, float *out)
 {
-    int t = get_option(L, arg, name);
-    if (t != LUA_TNIL) {
-        if (t != LUA_TNUMBER)
-            bad_option(L, arg, name, "a number");
+    if (typed_option(L, arg, name, LUA_TNUMBER, "a number"))
         *out = (float)lua_tonumber(L, -1);
-    }
     lua_pop(L, 1);
 }
 
 void emu2_lua_opt_bool(lua_State *L, int arg, const char *name, int *out)
 {
-    int t = get_option(L, arg, name);
-    if (t != LUA_TNIL) {
-        if (t != LUA_TBOOLEAN)
-            bad_option(L, arg, name, "a boolean");
+    if (typed_option(L, arg, name, LUA_TBOOLEAN, "a boolean"))
         *out = lua_toboolean(L, -1);
-    }
     lua_pop(L, 1);
 }
 
 void emu2_lua_opt_string(lua_State *L, int arg, const char *name, const char **out)
 {
-    int t = get_option(L, arg, name);
-    if (t != LUA_TNIL) {
-        if (t != LUA_TSTRING)
-            bad_option(L, arg, name, "a string");
+    if (typed_option(L, arg, name, LUA_TSTRING, "a string")) {
         size_t len;
         const char *s = lua_tolstring(L, -1, &len);
         if (strlen(s) != len)
@@ -110,12 +116,7 @@ void emu2_lua_opt_string(lua_State *L, int arg, const char *name, const char **o
 
 int emu2_lua_opt_function(lua_State *L, int arg, const char *name)
 {
-    int t = get_option(L, arg, name);
-    if (t == LUA_TNIL)
-        return 0;
-    if (t != LUA_TFUNCTION)
-        bad_option(L, arg, name, "a function");
-    return lua_gettop(L);
+    return typed_option(L, arg, name, LUA_TFUNCTION, "a function") ? lua_gettop(L) : 0;
 }
 
 void emu2_lua_read_gen_options(lua_State *L, int arg, emu2_gen_options *o)

@@ -3,7 +3,9 @@
 # message otherwise, and in the sanitizer / fuzz builds. Host files (kernels/*.c) are C11 built by
 # $(CC); kernel files (kernels/*.cu) by nvcc for sm_80, sm_90 and compute_90 PTX (newer GPUs JIT it).
 # The library links cuBLASLt, cuBLAS and the CUDA runtime dynamically (rpath to $(CUDA_HOME)/lib64),
-# plus its own copy of core/common/{error,tensor}.c (libemu2 keeps its symbols hidden).
+# plus its own copies of core/common/{error,tensor}.c and core/ops/{op_checks,conv2d_im2col}.c
+# (libemu2 keeps its symbols hidden; the argument checks and the conv2d driver are the CPU
+# backend's too, so both backends fail and tile alike).
 
 CUDA_HOME ?= /usr/local/cuda
 NVCC      ?= $(CUDA_HOME)/bin/nvcc
@@ -17,7 +19,8 @@ NVCCFLAGS += -std=c++17 $(CUDA_GENCODE) -Xcompiler -fPIC,-fvisibility=hidden,-Wa
 CUDA_C   := $(sort $(wildcard kernels/*.c))
 CUDA_CU  := $(sort $(wildcard kernels/*.cu))
 CUDA_OBJ := $(CUDA_C:kernels/%.c=$(BUILD)/cuda/%.o) $(CUDA_CU:kernels/%.cu=$(BUILD)/cuda/%.cu.o) \
-            $(BUILD)/cuda/common_error.o $(BUILD)/cuda/common_tensor.o
+            $(BUILD)/cuda/common_error.o $(BUILD)/cuda/common_tensor.o \
+            $(BUILD)/cuda/ops_op_checks.o $(BUILD)/cuda/ops_conv2d_im2col.o
 
 .PHONY: cuda install-cuda clean-cuda
 
@@ -33,6 +36,10 @@ $(BUILD)/cuda/%.o: kernels/%.c
 	$(CC) $(CPPFLAGS) -Ikernels -I$(CUDA_HOME)/include $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/cuda/common_%.o: core/common/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/cuda/ops_%.o: core/ops/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 

@@ -120,37 +120,43 @@ Datum emu2_sql_describe(PG_FUNCTION_ARGS)
     PG_RETURN_TEXT_P(reply_to_text(emu2_pg_call(EMU2_KIND_TEXT, prompt, &image, 1, &params)));
 }
 
+/* The (prompt text, images bytea[], options jsonb) arguments emu2_generate and emu2_generate_image share:
+ * NULLs are refused in FN's name (with HINT, if any, for a NULL array), the placeholders must match the
+ * images. Returns the prompt in UTF-8. */
+static char *prompt_images_options(FunctionCallInfo fcinfo, const char *fn, const char *hint, bool for_image,
+                                   Emu2Image **imgs, int *n, Emu2Params *params)
+{
+    if (PG_ARGISNULL(0))
+        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("%s: the prompt is NULL", fn)));
+    if (PG_ARGISNULL(1))
+        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("%s: the image array is NULL", fn),
+                        hint ? errhint("%s", hint) : 0));
+    char *prompt = prompt_to_utf8(PG_GETARG_TEXT_PP(0));
+    *n = 0;
+    *imgs = images_from_array(PG_GETARG_ARRAYTYPE_P(1), n);
+    check_placeholders(prompt, *n);
+    emu2_pg_params_init(params);
+    emu2_pg_params_from_jsonb(params, options_arg(fcinfo, 2), for_image);
+    return prompt;
+}
+
 /* emu2_generate(prompt text, images bytea[], options jsonb = NULL) */
 Datum emu2_sql_generate(PG_FUNCTION_ARGS)
 {
-    if (PG_ARGISNULL(0))
-        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("emu2_generate: the prompt is NULL")));
-    if (PG_ARGISNULL(1))
-        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-                        errmsg("emu2_generate: the image array is NULL"), errhint("Pass '{}' for a prompt without images.")));
-    char *prompt = prompt_to_utf8(PG_GETARG_TEXT_PP(0));
-    int n = 0;
-    Emu2Image *imgs = images_from_array(PG_GETARG_ARRAYTYPE_P(1), &n);
-    check_placeholders(prompt, n);
+    Emu2Image *imgs;
+    int n;
     Emu2Params params;
-    emu2_pg_params_init(&params);
-    emu2_pg_params_from_jsonb(&params, options_arg(fcinfo, 2), false);
+    char *prompt = prompt_images_options(fcinfo, "emu2_generate", "Pass '{}' for a prompt without images.", false,
+                                         &imgs, &n, &params);
     PG_RETURN_TEXT_P(reply_to_text(emu2_pg_call(EMU2_KIND_TEXT, prompt, imgs, n, &params)));
 }
 
 /* emu2_generate_image(prompt text, images bytea[] = '{}', options jsonb = NULL) RETURNS bytea (PNG) */
 Datum emu2_sql_generate_image(PG_FUNCTION_ARGS)
 {
-    if (PG_ARGISNULL(0))
-        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("emu2_generate_image: the prompt is NULL")));
-    if (PG_ARGISNULL(1))
-        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("emu2_generate_image: the image array is NULL")));
-    char *prompt = prompt_to_utf8(PG_GETARG_TEXT_PP(0));
-    int n = 0;
-    Emu2Image *imgs = images_from_array(PG_GETARG_ARRAYTYPE_P(1), &n);
-    check_placeholders(prompt, n);
+    Emu2Image *imgs;
+    int n;
     Emu2Params params;
-    emu2_pg_params_init(&params);
-    emu2_pg_params_from_jsonb(&params, options_arg(fcinfo, 2), true);
+    char *prompt = prompt_images_options(fcinfo, "emu2_generate_image", NULL, true, &imgs, &n, &params);
     PG_RETURN_BYTEA_P(emu2_pg_call(EMU2_KIND_IMAGE, prompt, imgs, n, &params));
 }

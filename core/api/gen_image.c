@@ -13,8 +13,8 @@
 #include "common/error.h"
 #include "diffusion/gen_model.h"
 #include "diffusion/gen_run.h"
-#include "diffusion/png_memory.h"
 #include "diffusion/regression.h"
+#include "image/image.h"
 
 #define GEN_MAX_SIDE 4096 /* pixels per side */
 
@@ -155,8 +155,10 @@ static emu2_status generate_image(emu2_model *m, const char *prompt, const emu2_
         st = negative(m, autoencode, &uncond, err);
     if (st == EMU2_OK)
         st = dif_generate_rgb(m->gen->be, m->gen, cond, uncond, (size_t)m->cfg.vision.n_query, &r, &rgb, err);
-    if (st == EMU2_OK)
-        st = dif_png_encode(rgb, (int)r.width, (int)r.height, png, png_size, err);
+    if (st == EMU2_OK) {
+        emu2_rgb_image img = {(int)r.width, (int)r.height, rgb};
+        st = emu2_image_encode_png(&img, png, png_size, err);
+    }
     free(pixels);
     free(cond);
     free(rgb);

@@ -33,9 +33,8 @@ static void usage(FILE *f)
                "  --steps N            Euler steps (default 50)\n"
                "  --guidance F         classifier-free guidance scale >= 0 (default 3.0; <= 1 turns it off)\n"
                "  --seed N             initial noise (default 0)\n"
-               "  --vae-tiling         decode the latents in overlapping tiles (large images, less memory)\n"
-               "  --threads N          CPU threads (default: all cores)\n"
-               "  --device D           auto, cpu, cuda, cuda:N (default auto)\n");
+               "  --vae-tiling         decode the latents in overlapping tiles (large images, less memory)\n");
+    emu2_cli_usage_threads_device(f, 21);
 }
 
 static int parse_args(int argc, char **argv, gi_args *a)
@@ -47,7 +46,6 @@ static int parse_args(int argc, char **argv, gi_args *a)
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         long n;
-        double d;
         int takes_value = strcmp(o, "-h") && strcmp(o, "--help") && strcmp(o, "--vae-tiling") && o[0] == '-' && o[1];
         if (takes_value && !v) {
             fprintf(stderr, "emu2 " CMD ": %s needs a value\n", o);
@@ -81,21 +79,18 @@ static int parse_args(int argc, char **argv, gi_args *a)
             }
             *(o[2] == 'w' ? &a->opts.width : &a->opts.height) = (int)n;
         } else if (!strcmp(o, "--steps")) {
-            if (emu2_cli_parse_int(CMD, o, v, 1, 1000, &n))
+            if (emu2_cli_int_option(CMD, o, v, 1, 1000, &a->opts.steps))
                 return 2;
-            a->opts.steps = (int)n;
         } else if (!strcmp(o, "--seed")) {
             if (emu2_cli_parse_int(CMD, o, v, 0, 0x7fffffffL, &n))
                 return 2;
             a->opts.seed = (uint64_t)n;
         } else if (!strcmp(o, "--threads")) {
-            if (emu2_cli_parse_int(CMD, o, v, 0, 1024, &n))
+            if (emu2_cli_int_option(CMD, o, v, 0, 1024, &a->threads))
                 return 2;
-            a->threads = (int)n;
         } else if (!strcmp(o, "--guidance")) {
-            if (emu2_cli_parse_float(CMD, o, v, 0, 1000, &d))
+            if (emu2_cli_float_option(CMD, o, v, 0, 1000, &a->opts.guidance))
                 return 2;
-            a->opts.guidance = (float)d;
         } else {
             fprintf(stderr, "emu2 " CMD ": unknown option '%s'\n", o);
             usage(stderr);
@@ -130,29 +125,12 @@ static int write_file(const char *path, const void *data, size_t n)
 static int run(gi_args *a)
 {
     emu2_load_options lo;
-    emu2_load_options_init(&lo);
-    lo.threads = a->threads;
-    if (a->device)
-        lo.device = a->device;
-    lo.progress = emu2_cli_progress;
-    lo.progress_user = (void *)"loading model";
-    emu2_model *m;
-    emu2_error err;
-    if (emu2_model_load(a->model_dir, &lo, &m, &err) != EMU2_OK) {
-        fprintf(stderr, "emu2 " CMD ": %s\n", err.message);
+    emu2_cli_load_options(&lo, a->threads, a->device);
+    emu2_model *m = emu2_cli_load_model(CMD, a->model_dir, &lo);
+    if (!m)
         return 1;
-    }
-    int rc = 0;
-    emu2_image_bytes *imgs = calloc((size_t)a->n_images + 1, sizeof *imgs);
-    for (int i = 0; imgs && i < a->n_images; i++) {
-        size_t n = 0;
-        imgs[i].data = emu2_cli_read_file(CMD, a->images[i], EMU2_IMAGE_DEFAULT_MAX_BYTES, &n);
-        imgs[i].size = n;
-        if (!imgs[i].data)
-            rc = 1;
-    }
-    if (!imgs)
-        rc = 1;
+    int rc;
+    emu2_image_bytes *imgs = emu2_cli_read_images(CMD, a->images, a->n_images, &rc);
     a->opts.progress = emu2_cli_progress;
     a->opts.progress_user = (void *)"generating";
     void *png = NULL;
@@ -164,9 +142,7 @@ static int run(gi_args *a)
     if (rc == 0)
         rc = write_file(a->out, png, png_size);
     emu2_free(png);
-    for (int i = 0; imgs && i < a->n_images; i++)
-        free((void *)imgs[i].data);
-    free(imgs);
+    emu2_cli_free_images(imgs, a->n_images);
     emu2_model_free(m);
     return rc;
 }
@@ -175,11 +151,8 @@ int emu2_cmd_gen_image(int argc, char **argv)
 {
     gi_args a;
     memset(&a, 0, sizeof a);
-    int rc = parse_args(argc, argv, &a);
-    if (rc == 0)
-        rc = run(&a);
-    else if (rc < 0)
-        rc = 0;
+    int rc = parse_args(argc, argv, &a); /* < 0: --help was shown */
+    rc = rc == 0 ? run(&a) : rc < 0 ? 0 : rc;
     free(a.images);
     return rc;
 }

@@ -45,10 +45,9 @@ static void usage(FILE *f, const char *cmd)
                "  --temperature F --top-k N --top-p F --seed N   sampling controls\n"
                "  --repetition-penalty F    default 1.0 (off)\n"
                "  --stream                  print tokens as they are generated\n"
-               "  --json                    one JSON object per result\n"
-               "  --threads N               CPU threads (default: all cores)\n"
-               "  --device D                auto, cpu, cuda, cuda:N (default auto)\n"
-               "  --quant Q                 quantize the LLM linears at load: none, int8, int4 (docs/QUANT.md)\n"
+               "  --json                    one JSON object per result\n");
+    emu2_cli_usage_threads_device(f, 26);
+    fprintf(f, "  --quant Q                 quantize the LLM linears at load: none, int8, int4 (docs/QUANT.md)\n"
                "  --batch N                 describe: images per forward pass (default 8; --stream uses 1)\n"
                "  --verbose                 say which device runs the model\n"
                "  --random-weights          no checkpoint: random weights for the config (speed tests only)\n");
@@ -67,7 +66,6 @@ static int parse_args(int argc, char **argv, gen_args *a)
         const char *o = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         long n;
-        double d;
 #define NEED_VALUE()                                                                                                   \
     do {                                                                                                               \
         if (!v) {                                                                                                      \
@@ -93,24 +91,20 @@ static int parse_args(int argc, char **argv, gen_args *a)
             a->quant = v;
         } else if (!strcmp(o, "--max-new-tokens")) {
             NEED_VALUE();
-            if (emu2_cli_parse_int(c, o, v, 1, 8192, &n))
+            if (emu2_cli_int_option(c, o, v, 1, 8192, &a->opts.max_new_tokens))
                 return 2;
-            a->opts.max_new_tokens = (int)n;
         } else if (!strcmp(o, "--num-beams")) {
             NEED_VALUE();
-            if (emu2_cli_parse_int(c, o, v, 1, 64, &n))
+            if (emu2_cli_int_option(c, o, v, 1, 64, &a->opts.num_beams))
                 return 2;
-            a->opts.num_beams = (int)n;
         } else if (!strcmp(o, "--min-length")) {
             NEED_VALUE();
-            if (emu2_cli_parse_int(c, o, v, 0, 8192, &n))
+            if (emu2_cli_int_option(c, o, v, 0, 8192, &a->opts.min_length))
                 return 2;
-            a->opts.min_length = (int)n;
         } else if (!strcmp(o, "--top-k")) {
             NEED_VALUE();
-            if (emu2_cli_parse_int(c, o, v, 0, 1 << 20, &n))
+            if (emu2_cli_int_option(c, o, v, 0, 1 << 20, &a->opts.top_k))
                 return 2;
-            a->opts.top_k = (int)n;
         } else if (!strcmp(o, "--seed")) {
             NEED_VALUE();
             if (emu2_cli_parse_int(c, o, v, 0, 0x7fffffffL, &n))
@@ -118,34 +112,28 @@ static int parse_args(int argc, char **argv, gen_args *a)
             a->opts.seed = (uint64_t)n;
         } else if (!strcmp(o, "--threads")) {
             NEED_VALUE();
-            if (emu2_cli_parse_int(c, o, v, 0, 1024, &n))
+            if (emu2_cli_int_option(c, o, v, 0, 1024, &a->threads))
                 return 2;
-            a->threads = (int)n;
         } else if (!strcmp(o, "--length-penalty")) {
             NEED_VALUE();
-            if (emu2_cli_parse_float(c, o, v, -100, 100, &d))
+            if (emu2_cli_float_option(c, o, v, -100, 100, &a->opts.length_penalty))
                 return 2;
-            a->opts.length_penalty = (float)d;
         } else if (!strcmp(o, "--temperature")) {
             NEED_VALUE();
-            if (emu2_cli_parse_float(c, o, v, 1e-6, 100, &d))
+            if (emu2_cli_float_option(c, o, v, 1e-6, 100, &a->opts.temperature))
                 return 2;
-            a->opts.temperature = (float)d;
         } else if (!strcmp(o, "--top-p")) {
             NEED_VALUE();
-            if (emu2_cli_parse_float(c, o, v, 1e-6, 1, &d))
+            if (emu2_cli_float_option(c, o, v, 1e-6, 1, &a->opts.top_p))
                 return 2;
-            a->opts.top_p = (float)d;
         } else if (!strcmp(o, "--repetition-penalty")) {
             NEED_VALUE();
-            if (emu2_cli_parse_float(c, o, v, 1e-6, 100, &d))
+            if (emu2_cli_float_option(c, o, v, 1e-6, 100, &a->opts.repetition_penalty))
                 return 2;
-            a->opts.repetition_penalty = (float)d;
         } else if (!strcmp(o, "--batch")) {
             NEED_VALUE();
-            if (emu2_cli_parse_int(c, o, v, 1, 256, &n))
+            if (emu2_cli_int_option(c, o, v, 1, 256, &a->batch))
                 return 2;
-            a->batch = (int)n;
         } else if (!strcmp(o, "--verbose")) {
             a->verbose = 1;
         } else if (!strcmp(o, "--random-weights")) {
@@ -283,21 +271,13 @@ static int describe_all(gen_args *a, emu2_model *m, const emu2_image_bytes *imgs
 static int run(gen_args *a)
 {
     emu2_load_options lo;
-    emu2_load_options_init(&lo);
-    lo.threads = a->threads;
-    if (a->device)
-        lo.device = a->device;
+    emu2_cli_load_options(&lo, a->threads, a->device);
     lo.quant = a->quant;
     if (a->random_weights)
         lo.flags |= EMU2_LOAD_RANDOM_WEIGHTS;
-    lo.progress = emu2_cli_progress;
-    lo.progress_user = (void *)"loading model";
-    emu2_model *m;
-    emu2_error err;
-    if (emu2_model_load(a->model_dir, &lo, &m, &err) != EMU2_OK) {
-        fprintf(stderr, "emu2 %s: %s\n", a->cmd, err.message);
+    emu2_model *m = emu2_cli_load_model(a->cmd, a->model_dir, &lo);
+    if (!m)
         return 1;
-    }
     if (a->stream)
         a->opts.on_token = print_piece;
     if (a->verbose) {
@@ -306,17 +286,8 @@ static int run(gen_args *a)
             fprintf(stderr, "emu2 %s: device %s\n", a->cmd, info.device ? info.device : "?");
     }
 
-    int rc = 0;
-    emu2_image_bytes *imgs = calloc((size_t)a->n_images + 1, sizeof *imgs);
-    for (int i = 0; imgs && i < a->n_images; i++) {
-        size_t n = 0;
-        imgs[i].data = emu2_cli_read_file(a->cmd, a->images[i], EMU2_IMAGE_DEFAULT_MAX_BYTES, &n);
-        imgs[i].size = n;
-        if (!imgs[i].data)
-            rc = 1;
-    }
-    if (!imgs)
-        rc = 1;
+    int rc;
+    emu2_image_bytes *imgs = emu2_cli_read_images(a->cmd, a->images, a->n_images, &rc);
     if (rc == 0 && !strcmp(a->cmd, "describe")) {
         rc = describe_all(a, m, imgs);
     } else if (rc == 0) {
@@ -329,9 +300,7 @@ static int run(gen_args *a)
         }
         emu2_free(text);
     }
-    for (int i = 0; imgs && i < a->n_images; i++)
-        free((void *)imgs[i].data);
-    free(imgs);
+    emu2_cli_free_images(imgs, a->n_images);
     emu2_model_free(m);
     return rc;
 }
@@ -339,11 +308,8 @@ static int run(gen_args *a)
 static int run_command(const char *cmd, int argc, char **argv)
 {
     gen_args a = {.cmd = cmd};
-    int rc = parse_args(argc, argv, &a);
-    if (rc == 0)
-        rc = run(&a);
-    else if (rc < 0)
-        rc = 0;
+    int rc = parse_args(argc, argv, &a); /* < 0: --help was shown */
+    rc = rc == 0 ? run(&a) : rc < 0 ? 0 : rc;
     free(a.images);
     return rc;
 }

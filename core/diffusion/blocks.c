@@ -201,6 +201,16 @@ void dif_free(emu2_backend *be, float *p)
         be->ops->free(be, p);
 }
 
+emu2_status dif_hand_over(emu2_backend *be, emu2_status st, float *out, float **y)
+{
+    if (st != EMU2_OK) {
+        dif_free(be, out);
+        return st;
+    }
+    *y = out;
+    return EMU2_OK;
+}
+
 emu2_status dif_resnet_forward(emu2_backend *be, const dif_resnet_w *r, size_t groups, float eps, size_t H, size_t W,
                                const float *x, const float *semb, float **y, emu2_error *err)
 {
@@ -247,12 +257,7 @@ emu2_status dif_resnet_forward(emu2_backend *be, const dif_resnet_w *r, size_t g
     dif_free(be, t1);
     dif_free(be, t2);
     dif_free(be, tv);
-    if (st != EMU2_OK) {
-        dif_free(be, out);
-        return st;
-    }
-    *y = out;
-    return EMU2_OK;
+    return dif_hand_over(be, st, out, y);
 }
 
 /* out [n_q, dim] = to_out(attention(q(xq), k(xkv), v(xkv))) + out bias. */
@@ -288,25 +293,30 @@ static emu2_status attention_forward(emu2_backend *be, const dif_attn_w *a, size
     return st;
 }
 
+#define DIF_TBLOCK_LN_EPS 1e-5f
+
+/* t += attention(layernorm(t), kv): an attention sub-layer of a BasicTransformerBlock; self: the
+ * normalized t is its own kv (n_kv, kv unused). a and o_buf are [HW, C] scratch. */
+static emu2_status attn_sublayer(emu2_backend *be, const dif_attn_w *w, const emu2_tensor_view *norm_w,
+                                 const emu2_tensor_view *norm_b, size_t HW, size_t C, float *t, int self,
+                                 size_t n_kv, const float *kv, float *a, float *o_buf, emu2_error *err)
+{
+    emu2_status st = be->ops->layernorm(be, HW, C, t, norm_w, norm_b, DIF_TBLOCK_LN_EPS, a, err);
+    if (st == EMU2_OK)
+        st = attention_forward(be, w, HW, a, self ? HW : n_kv, self ? a : kv, o_buf, err);
+    return st == EMU2_OK ? be->ops->add(be, HW * C, t, o_buf, t, err) : st;
+}
+
 /* t += block(t): the three residual sub-layers of a BasicTransformerBlock. */
 static emu2_status tblock_forward(emu2_backend *be, const dif_tblock_w *k, size_t HW, size_t C, float *t,
                                   const float *cond, size_t n_cond, float *a, float *o_buf, emu2_error *err)
 {
     const emu2_ops *o = be->ops;
-    const float ln_eps = 1e-5f;
-    emu2_status st = o->layernorm(be, HW, C, t, &k->n1_w, &k->n1_b, ln_eps, a, err);
+    emu2_status st = attn_sublayer(be, &k->self_attn, &k->n1_w, &k->n1_b, HW, C, t, 1, 0, NULL, a, o_buf, err);
     if (st == EMU2_OK)
-        st = attention_forward(be, &k->self_attn, HW, a, HW, a, o_buf, err);
+        st = attn_sublayer(be, &k->cross_attn, &k->n2_w, &k->n2_b, HW, C, t, 0, n_cond, cond, a, o_buf, err);
     if (st == EMU2_OK)
-        st = o->add(be, HW * C, t, o_buf, t, err);
-    if (st == EMU2_OK)
-        st = o->layernorm(be, HW, C, t, &k->n2_w, &k->n2_b, ln_eps, a, err);
-    if (st == EMU2_OK)
-        st = attention_forward(be, &k->cross_attn, HW, a, n_cond, cond, o_buf, err);
-    if (st == EMU2_OK)
-        st = o->add(be, HW * C, t, o_buf, t, err);
-    if (st == EMU2_OK)
-        st = o->layernorm(be, HW, C, t, &k->n3_w, &k->n3_b, ln_eps, a, err);
+        st = o->layernorm(be, HW, C, t, &k->n3_w, &k->n3_b, DIF_TBLOCK_LN_EPS, a, err);
     if (st != EMU2_OK)
         return st;
     const size_t I = k->inner;
@@ -350,12 +360,7 @@ emu2_status dif_transformer_forward(emu2_backend *be, const dif_transformer_w *t
         st = o->add(be, HW * C, ob, x, ob, err);
     dif_free(be, n);
     dif_free(be, h);
-    if (st != EMU2_OK) {
-        dif_free(be, ob);
-        return st;
-    }
-    *y = ob;
-    return EMU2_OK;
+    return dif_hand_over(be, st, ob, y);
 }
 
 emu2_status dif_vae_attn_forward(emu2_backend *be, const dif_vae_attn_w *a, size_t groups, float eps, size_t HW,
@@ -373,10 +378,5 @@ emu2_status dif_vae_attn_forward(emu2_backend *be, const dif_vae_attn_w *a, size
     if (st == EMU2_OK)
         st = o->add(be, HW * C, out, x, out, err);
     dif_free(be, n);
-    if (st != EMU2_OK) {
-        dif_free(be, out);
-        return st;
-    }
-    *y = out;
-    return EMU2_OK;
+    return dif_hand_over(be, st, out, y);
 }

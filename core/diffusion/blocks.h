@@ -68,6 +68,8 @@ emu2_status dif_check_ops(emu2_backend *be, emu2_error *err);
 /* ops->alloc with the error set on failure. */
 float *dif_alloc(emu2_backend *be, size_t n, emu2_error *err);
 void dif_free(emu2_backend *be, float *p);
+/* Ends a forward that computed out: *y = out when st is EMU2_OK, else out is freed. Returns st. */
+emu2_status dif_hand_over(emu2_backend *be, emu2_status st, float *out, float **y);
 
 /* x [H*W, cin] -> *y [H*W, cout]. semb: backend [temb dim] = SiLU(emb), or NULL (VAE). */
 emu2_status dif_resnet_forward(emu2_backend *be, const dif_resnet_w *r, size_t groups, float eps, size_t H, size_t W,

@@ -237,13 +237,8 @@ int dif_has(const dif_binder *b, const char *fmt, ...)
     return dif_component_find(b->c, name) != NULL;
 }
 
-size_t dif_bind_vec(dif_binder *b, emu2_tensor_view *out, size_t n, const char *fmt, ...)
+static size_t bind_vec(dif_binder *b, emu2_tensor_view *out, size_t n, const char *name)
 {
-    char name[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
-    va_end(ap);
     const emu2_tensor_view *t = lookup(b, name);
     if (!t)
         return 0;
@@ -256,13 +251,18 @@ size_t dif_bind_vec(dif_binder *b, emu2_tensor_view *out, size_t n, const char *
     return remember(b, out) ? (size_t)t->shape[0] : 0;
 }
 
-int dif_bind_mat(dif_binder *b, emu2_op_weight *out, size_t N, size_t K, const char *fmt, ...)
+size_t dif_bind_vec(dif_binder *b, emu2_tensor_view *out, size_t n, const char *fmt, ...)
 {
     char name[256];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(name, sizeof name, fmt, ap);
     va_end(ap);
+    return bind_vec(b, out, n, name);
+}
+
+static int bind_mat(dif_binder *b, emu2_op_weight *out, size_t N, size_t K, const char *name)
+{
     const emu2_tensor_view *t = lookup(b, name);
     if (!t)
         return 0;
@@ -280,13 +280,18 @@ int dif_bind_mat(dif_binder *b, emu2_op_weight *out, size_t N, size_t K, const c
     return remember(b, &out->w);
 }
 
-int dif_bind_conv(dif_binder *b, emu2_op_weight *out, size_t O, size_t C, size_t k, const char *fmt, ...)
+int dif_bind_mat(dif_binder *b, emu2_op_weight *out, size_t N, size_t K, const char *fmt, ...)
 {
     char name[256];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(name, sizeof name, fmt, ap);
     va_end(ap);
+    return bind_mat(b, out, N, K, name);
+}
+
+static int bind_conv(dif_binder *b, emu2_op_weight *out, size_t O, size_t C, size_t k, const char *name)
+{
     const emu2_tensor_view *t = lookup(b, name);
     if (!t)
         return 0;
@@ -299,6 +304,16 @@ int dif_bind_conv(dif_binder *b, emu2_op_weight *out, size_t O, size_t C, size_t
     memset(out, 0, sizeof *out);
     out->w = *t;
     return remember(b, &out->w);
+}
+
+int dif_bind_conv(dif_binder *b, emu2_op_weight *out, size_t O, size_t C, size_t k, const char *fmt, ...)
+{
+    char name[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    return bind_conv(b, out, O, C, k, name);
 }
 
 emu2_status dif_views_prepare(emu2_backend *be, dif_views *v, emu2_error *err)
@@ -319,4 +334,12 @@ void dif_views_release(emu2_backend *be, dif_views *v)
             be->ops->release_weight(be, v->v[i]);
     free(v->v);
     memset(v, 0, sizeof *v);
+}
+
+emu2_status dif_bind_and_prepare(const dif_component *c, dif_views *v, emu2_backend *be, dif_bind_fn bind, void *obj,
+                                 emu2_error *err)
+{
+    dif_binder b = {c, v, err, EMU2_OK};
+    emu2_status st = bind(obj, &b);
+    return st == EMU2_OK ? dif_views_prepare(be, v, err) : st;
 }

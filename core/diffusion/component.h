@@ -68,4 +68,10 @@ int dif_bind_conv(dif_binder *b, emu2_op_weight *out, size_t O, size_t C, size_t
 emu2_status dif_views_prepare(emu2_backend *be, dif_views *v, emu2_error *err);
 void dif_views_release(emu2_backend *be, dif_views *v);
 
+/* Binds a network's weights from component c (bind fills obj, the network, through the binder), then
+ * prepares them on the backend: the load step the UNet and the VAE share. */
+typedef emu2_status (*dif_bind_fn)(void *obj, dif_binder *b);
+emu2_status dif_bind_and_prepare(const dif_component *c, dif_views *v, emu2_backend *be, dif_bind_fn bind, void *obj,
+                                 emu2_error *err);
+
 #endif

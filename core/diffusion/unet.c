@@ -106,20 +106,30 @@ typedef struct unet_run {
     emu2_error *err;
 } unet_run;
 
+/* Ends a step h <- f(h) that computed y: on success y replaces the current map (the old one is freed;
+ * the caller then sets the new size), on failure y is freed. Returns st. */
+static emu2_status take_map(unet_run *r, fmap *h, float *y, emu2_status st)
+{
+    if (st != EMU2_OK) {
+        dif_free(r->be, y);
+        return st;
+    }
+    dif_free(r->be, h->x);
+    h->x = y;
+    return EMU2_OK;
+}
+
 /* h <- f(h): replaces the current map (frees the old one). */
 static emu2_status resnet_step(unet_run *r, const dif_resnet_w *w, fmap *h)
 {
     if (w->cin != h->C)
         return emu2_fail(r->err, EMU2_ERR_MISMATCH, "unet: a resnet expects %zu channels, the feature map has %zu",
                          w->cin, h->C);
-    float *y;
+    float *y = NULL;
     emu2_status st = dif_resnet_forward(r->be, w, r->u->groups, r->u->norm_eps, h->H, h->W, h->x, r->semb, &y, r->err);
-    if (st != EMU2_OK)
-        return st;
-    dif_free(r->be, h->x);
-    h->x = y;
-    h->C = w->cout;
-    return EMU2_OK;
+    if ((st = take_map(r, h, y, st)) == EMU2_OK)
+        h->C = w->cout;
+    return st;
 }
 
 static emu2_status attn_step(unet_run *r, const dif_transformer_w *t, fmap *h)
@@ -127,13 +137,9 @@ static emu2_status attn_step(unet_run *r, const dif_transformer_w *t, fmap *h)
     if (t->C != h->C)
         return emu2_fail(r->err, EMU2_ERR_MISMATCH, "unet: a transformer expects %zu channels, the feature map has %zu",
                          t->C, h->C);
-    float *y;
+    float *y = NULL;
     emu2_status st = dif_transformer_forward(r->be, t, r->u->groups, h->H * h->W, h->x, r->cond, r->n_cond, &y, r->err);
-    if (st != EMU2_OK)
-        return st;
-    dif_free(r->be, h->x);
-    h->x = y;
-    return EMU2_OK;
+    return take_map(r, h, y, st);
 }
 
 /* Pushes a copy of h onto the skip stack. */
@@ -171,14 +177,9 @@ static emu2_status concat_skip(unet_run *r, fmap *h)
     if (st == EMU2_OK)
         st = r->be->ops->copy_rows(r->be, HW, s.C, s.x, s.C, HW, NULL, cat + h->C, C, HW, NULL, r->err);
     dif_free(r->be, s.x);
-    if (st != EMU2_OK) {
-        dif_free(r->be, cat);
-        return st;
-    }
-    dif_free(r->be, h->x);
-    h->x = cat;
-    h->C = C;
-    return EMU2_OK;
+    if ((st = take_map(r, h, cat, st)) == EMU2_OK)
+        h->C = C;
+    return st;
 }
 
 /* Stride-2 conv (downsampler) or nearest resize to (Ho, Wo) + conv (upsampler). */
@@ -202,15 +203,11 @@ static emu2_status sample_step(unet_run *r, const dif_unet_level *L, fmap *h, in
     if (st == EMU2_OK)
         st = o->conv2d(r->be, h->C, H, W, src, &L->sampler, &L->sampler_b, 3, up ? 1 : 2, 1, y, r->err);
     dif_free(r->be, tmp);
-    if (st != EMU2_OK) {
-        dif_free(r->be, y);
-        return st;
+    if ((st = take_map(r, h, y, st)) == EMU2_OK) {
+        h->H = oh;
+        h->W = ow;
     }
-    dif_free(r->be, h->x);
-    h->x = y;
-    h->H = oh;
-    h->W = ow;
-    return EMU2_OK;
+    return st;
 }
 
 static emu2_status run_levels(unet_run *r, fmap *h)

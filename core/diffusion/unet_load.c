@@ -164,8 +164,35 @@ static int block_kind(const char *name, const char *plain, const char *cross)
     return -1;
 }
 
-static emu2_status bind_all(dif_unet *u, dif_binder *b)
+/* The down (up = 0) or up (up = 1) blocks: each a DownBlock2D / UpBlock2D or its CrossAttn variant with
+ * the heads of its level (the up blocks walk the levels in reverse); an up block has one more resnet. */
+static emu2_status bind_levels(dif_unet *u, dif_binder *b, int up, size_t layers)
 {
+    const dif_component *c = &u->comp;
+    const char *side = up ? "up" : "down";
+    char key[32], prefix[32], plain[32], cross_name[48];
+    snprintf(key, sizeof key, "%s_block_types", side);
+    snprintf(prefix, sizeof prefix, "%s_blocks", side);
+    snprintf(plain, sizeof plain, "%sBlock2D", up ? "Up" : "Down");
+    snprintf(cross_name, sizeof cross_name, "CrossAttn%s", plain);
+    dif_unet_level *levels = up ? u->up : u->down;
+    size_t n = u->n_levels;
+    for (size_t i = 0; i < n && b->st == EMU2_OK; i++) {
+        long heads = 0;
+        int cross = block_kind(dif_config_str_at(c, key, i), plain, cross_name);
+        if (cross < 0)
+            return b->st = emu2_fail(b->err, EMU2_ERR_UNSUPPORTED, "%s/config.json: %s block %zu is not %s or %s",
+                                     c->dir, side, i, plain, cross_name);
+        if (cross && (b->st = heads_at(c, up ? n - 1 - i : i, &heads, b->err)) != EMU2_OK)
+            return b->st;
+        bind_level(b, &levels[i], prefix, i, layers + (size_t)up, cross, heads, u);
+    }
+    return b->st;
+}
+
+static emu2_status bind_all(void *obj, dif_binder *b)
+{
+    dif_unet *u = obj;
     const dif_component *c = &u->comp;
     long layers;
     emu2_status st = dif_config_int(c, "layers_per_block", 1, 2, 1, UNET_MAX_LAYERS, &layers, b->err);
@@ -196,16 +223,8 @@ static emu2_status bind_all(dif_unet *u, dif_binder *b)
     if (!u->down || !u->up)
         return b->st = emu2_fail(b->err, EMU2_ERR_NOMEM, "out of memory");
     size_t n = u->n_levels;
-    for (size_t i = 0; i < n && b->st == EMU2_OK; i++) {
-        long heads = 0;
-        int cross = block_kind(dif_config_str_at(c, "down_block_types", i), "DownBlock2D", "CrossAttnDownBlock2D");
-        if (cross < 0)
-            return b->st = emu2_fail(b->err, EMU2_ERR_UNSUPPORTED, "%s/config.json: down block %zu is not DownBlock2D "
-                                     "or CrossAttnDownBlock2D", c->dir, i);
-        if (cross && (b->st = heads_at(c, i, &heads, b->err)) != EMU2_OK)
-            return b->st;
-        bind_level(b, &u->down[i], "down_blocks", i, (size_t)layers, cross, heads, u);
-    }
+    if (bind_levels(u, b, 0, (size_t)layers) != EMU2_OK)
+        return b->st;
     long mid_heads;
     if (b->st == EMU2_OK && (b->st = heads_at(c, n - 1, &mid_heads, b->err)) == EMU2_OK) {
         dif_unet_level *m = &u->mid;
@@ -219,16 +238,8 @@ static emu2_status bind_all(dif_unet *u, dif_binder *b)
         dif_bind_transformer(b, &m->attn[0], (size_t)mid_heads, u->cross_dim, "mid_block.attentions.0");
         dif_bind_resnet(b, &m->res[1], u->temb_dim, "mid_block.resnets.1");
     }
-    for (size_t i = 0; i < n && b->st == EMU2_OK; i++) {
-        long heads = 0;
-        int cross = block_kind(dif_config_str_at(c, "up_block_types", i), "UpBlock2D", "CrossAttnUpBlock2D");
-        if (cross < 0)
-            return b->st = emu2_fail(b->err, EMU2_ERR_UNSUPPORTED, "%s/config.json: up block %zu is not UpBlock2D or "
-                                     "CrossAttnUpBlock2D", c->dir, i);
-        if (cross && (b->st = heads_at(c, n - 1 - i, &heads, b->err)) != EMU2_OK)
-            return b->st;
-        bind_level(b, &u->up[i], "up_blocks", i, (size_t)layers + 1, cross, heads, u);
-    }
+    if (b->st == EMU2_OK)
+        bind_levels(u, b, 1, (size_t)layers);
     return b->st;
 }
 
@@ -241,12 +252,8 @@ emu2_status dif_unet_load(const char *dir, emu2_backend *be, dif_unet **out, emu
     emu2_status st = dif_component_open(dir, &u->comp, err);
     if (st == EMU2_OK)
         st = read_geometry(u, err);
-    if (st == EMU2_OK) {
-        dif_binder b = {&u->comp, &u->views, err, EMU2_OK};
-        st = bind_all(u, &b);
-    }
     if (st == EMU2_OK)
-        st = dif_views_prepare(be, &u->views, err);
+        st = dif_bind_and_prepare(&u->comp, &u->views, be, bind_all, u, err);
     if (st != EMU2_OK) {
         dif_unet_free(u, be);
         return st;

@@ -10,8 +10,9 @@
 #define VAE_MAX_LEVELS 8
 #define VAE_NORM_EPS 1e-6f
 
-static emu2_status bind_all(dif_vae *v, dif_binder *b)
+static emu2_status bind_all(void *obj, dif_binder *b)
 {
+    dif_vae *v = obj;
     const dif_component *c = &v->comp;
     long layers;
     emu2_status st = dif_config_int(c, "layers_per_block", 1, 2, 1, 8, &layers, b->err);
@@ -94,12 +95,8 @@ emu2_status dif_vae_load(const char *dir, emu2_backend *be, dif_vae **out, emu2_
             st = emu2_fail(err, EMU2_ERR_FORMAT, "%s/config.json: scaling_factor must be > 0", dir);
         v->scaling_factor = (float)sf;
     }
-    if (st == EMU2_OK) {
-        dif_binder b = {&v->comp, &v->views, err, EMU2_OK};
-        st = bind_all(v, &b);
-    }
     if (st == EMU2_OK)
-        st = dif_views_prepare(be, &v->views, err);
+        st = dif_bind_and_prepare(&v->comp, &v->views, be, bind_all, v, err);
     if (st != EMU2_OK) {
         dif_vae_free(v, be);
         return st;

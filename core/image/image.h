@@ -37,5 +37,7 @@ emu2_status emu2_image_preprocess(const void *bytes, size_t n, const emu2_image_
 
 /* Writes an RGB image as an 8-bit PNG (for humans: `emu2 preprocess --png`). */
 emu2_status emu2_image_write_png(const emu2_rgb_image *img, const char *path, emu2_error *err);
+/* The same PNG in memory: *png malloc'd (emu2_free), *png_size bytes. */
+emu2_status emu2_image_encode_png(const emu2_rgb_image *img, void **png, size_t *png_size, emu2_error *err);
 
 #endif

@@ -8,6 +8,7 @@
 
 #include "common/checked.h"
 #include "common/error.h"
+#include "ops/cpu/kernels.h" /* cpu_load_elem: F32/F16/BF16 elements as f32 */
 #include "quant/convert.h"
 #include "quant/quant_bind.h"
 
@@ -167,24 +168,12 @@ void emu2_convert_plan_free(emu2_convert_plan *p)
     memset(p, 0, sizeof *p);
 }
 
-static float load_float(const void *p, emu2_dtype dt, size_t i)
-{
-    if (dt == EMU2_DT_F32) {
-        float f;
-        memcpy(&f, (const char *)p + i * 4, 4);
-        return f;
-    }
-    uint16_t h;
-    memcpy(&h, (const char *)p + i * 2, 2);
-    return dt == EMU2_DT_BF16 ? emu2_bf16_to_f32(h) : emu2_f16_to_f32(h);
-}
-
 static emu2_status cast(const emu2_convert_entry *e, void *dst, emu2_error *err)
 {
     const emu2_tensor_view *v = &e->src->view;
     uint64_t n = emu2_tensor_numel(v);
     for (uint64_t i = 0; i < n; i++) {
-        float f = load_float(v->data, v->dtype, (size_t)i);
+        float f = cpu_load_elem(v->data, v->dtype, (size_t)i);
         if (e->dtype == EMU2_DT_F32) {
             memcpy((char *)dst + i * 4, &f, 4);
             continue;

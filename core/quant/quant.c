@@ -8,6 +8,7 @@
 
 #include "common/checked.h"
 #include "common/error.h"
+#include "ops/cpu/kernels.h" /* cpu_load_elem: F32/F16/BF16 elements as f32 */
 
 emu2_status emu2_quant_parse(const char *name, emu2_quant_spec *out, emu2_error *err)
 {
@@ -75,24 +76,12 @@ size_t emu2_quant_q_row_bytes(emu2_quant_spec spec, size_t K)
     return 0;
 }
 
-static float src_elem(const void *p, emu2_dtype dt, size_t i)
-{
-    if (dt == EMU2_DT_F32) {
-        float f;
-        memcpy(&f, (const char *)p + i * 4, 4);
-        return f;
-    }
-    uint16_t h;
-    memcpy(&h, (const char *)p + i * 2, 2);
-    return dt == EMU2_DT_BF16 ? emu2_bf16_to_f32(h) : emu2_f16_to_f32(h);
-}
-
 static emu2_status quantize_row_q8(const void *src, emu2_dtype dt, size_t base, size_t K, int8_t *q, void *scale,
                                    emu2_error *err)
 {
     float amax = 0;
     for (size_t k = 0; k < K; k++) {
-        float v = fabsf(src_elem(src, dt, base + k));
+        float v = fabsf(cpu_load_elem(src, dt, base + k));
         if (!isfinite(v))
             return emu2_fail(err, EMU2_ERR_FORMAT, "a non-finite weight cannot be quantized");
         amax = v > amax ? v : amax;
@@ -100,7 +89,7 @@ static emu2_status quantize_row_q8(const void *src, emu2_dtype dt, size_t base, 
     float s = amax / 127.0f;
     memcpy(scale, &s, sizeof s); /* the scales of a file need not be aligned */
     for (size_t k = 0; k < K; k++) {
-        float r = s > 0 ? rintf(src_elem(src, dt, base + k) / s) : 0.0f;
+        float r = s > 0 ? rintf(cpu_load_elem(src, dt, base + k) / s) : 0.0f;
         q[k] = (int8_t)(r > 127 ? 127 : r < -127 ? -127 : r);
     }
     return EMU2_OK;
@@ -178,7 +167,7 @@ static emu2_status quantize_row_q4(const void *src, emu2_dtype dt, size_t base, 
     for (size_t g = 0; g < groups; g++) {
         size_t k0 = g * G, n = K - k0 < G ? K - k0 : G;
         for (size_t i = 0; i < G; i++) {
-            v[i] = i < n ? src_elem(src, dt, base + k0 + i) : 0.0f;
+            v[i] = i < n ? cpu_load_elem(src, dt, base + k0 + i) : 0.0f;
             if (!isfinite(v[i]))
                 return emu2_fail(err, EMU2_ERR_FORMAT, "a non-finite weight cannot be quantized");
         }

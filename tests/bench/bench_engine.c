@@ -16,6 +16,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
+#include "decode_bytes.h"
+
 #include "io/checkpoint.h"
 #include "io/config.h"
 #include "model/decoder.h"
@@ -35,24 +38,11 @@ typedef struct bench_args {
     const char *only;
 } bench_args;
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 static double median(const double *v, int n)
 {
     double s[MAX_REPEATS];
     memcpy(s, v, n * sizeof *s);
-    qsort(s, n, sizeof *s, cmp_double);
+    qsort(s, n, sizeof *s, bench_cmp_double);
     return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
 }
 
@@ -161,22 +151,6 @@ static double prefill_flop(const emu2_config *c, int P)
     return c->num_hidden_layers * per_layer + 2.0 * D * c->vocab_size;
 }
 
-/* Weight bytes one decode step reads: every layer matrix, the norms, lm_head, one embedding row per row. */
-static double decode_weight_bytes(const emu2_decoder_weights *w, int rows)
-{
-    double b = 0;
-    for (size_t l = 0; l < w->n_layers; l++) {
-        const emu2_decoder_layer_weights *L = &w->layers[l];
-        const emu2_op_weight *m[] = {&L->q, &L->k, &L->v, &L->o, &L->gate, &L->up, &L->down};
-        for (size_t i = 0; i < sizeof m / sizeof *m; i++)
-            b += m[i]->w.nbytes;
-        b += L->input_norm.nbytes + L->post_norm.nbytes;
-    }
-    b += w->final_norm.nbytes + w->lm_head.w.nbytes;
-    b += (double)rows * (w->embed.nbytes / (double)w->embed.shape[0]);
-    return b;
-}
-
 /* ------------------------------------------------------------------ the measurements */
 
 static int run_vision(const bench_args *a, emu2_backend *be, const emu2_model_weights *w, const emu2_config *c)
@@ -197,13 +171,13 @@ static int run_vision(const bench_args *a, emu2_backend *be, const emu2_model_we
     int rc = 0;
     /* one untimed warm-up run: page in the mapped weights */
     for (int r = -1; r < a->repeats && !rc; r++) {
-        double t0 = now();
+        double t0 = bench_now();
         if (emu2_vision_encode(be, &w->vision, c, px, n_img, c->vision.n_query, out, NULL, &err) != EMU2_OK) {
             fprintf(stderr, "bench_engine: vision: %s\n", err.message);
             rc = 1;
         }
         if (r >= 0)
-            t[r] = now() - t0;
+            t[r] = bench_now() - t0;
     }
     if (!rc)
         emit("vision", (int)n_img, "images/s", (double)n_img, vision_flop(c) * n_img, 0, t, a->repeats,
@@ -240,10 +214,10 @@ static int run_prefill(const bench_args *a, emu2_backend *be, const emu2_model_w
     int rc = !logits || !emb || emu2_decoder_session_create(be, &w->decoder, c, &lim, &s, &err) != EMU2_OK;
     double t[MAX_REPEATS];
     for (int r = -1; r < a->repeats && !rc; r++) {
-        double t0 = now();
+        double t0 = bench_now();
         rc = emu2_decoder_prefill(s, 1, P, emb, NULL, logits, NULL, &err) != EMU2_OK;
         if (r >= 0)
-            t[r] = now() - t0;
+            t[r] = bench_now() - t0;
     }
     if (rc)
         fprintf(stderr, "bench_engine: prefill: %s\n", err.message[0] ? err.message : "out of memory");
@@ -270,14 +244,14 @@ static int run_decode(const bench_args *a, int rows, emu2_backend *be, const emu
     double t[MAX_REPEATS];
     for (int r = -1; r < a->repeats && !rc; r++) {
         rc = emu2_decoder_prefill(s, rows, P0, emb, NULL, logits, NULL, &err) != EMU2_OK;
-        double t0 = now();
+        double t0 = bench_now();
         for (int k = 0; k < a->steps && !rc; k++) {
             for (int i = 0; i < rows; i++) /* fixed ids: greedy argmax would only add noise */
                 ids[i] = (int32_t)((7919u * (k + 1) + 104729u * i) % V);
             rc = emu2_decoder_step(s, ids, logits, NULL, &err) != EMU2_OK;
         }
         if (r >= 0)
-            t[r] = now() - t0;
+            t[r] = bench_now() - t0;
     }
     if (rc) {
         fprintf(stderr, "bench_engine: decode: %s\n", err.message[0] ? err.message : "out of memory");
@@ -306,16 +280,12 @@ static int parse_args(int argc, char **argv, bench_args *a)
     *a = (bench_args){.threads = 0, .repeats = 3, .images = 2, .prompt = 64, .steps = 16,
                       .batches = {1, 8}, .n_batches = 2, .only = "memcpy,vision,prefill,decode"};
     for (int i = 1; i < argc; i++) {
-        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (o[0] != '-') {
-            a->dir = o;
-            continue;
-        }
-        if (!v) {
-            fprintf(stderr, "bench_engine: %s needs a value\n", o);
+        const char *o = argv[i], *v = NULL;
+        int kind = bench_next_arg(argc, argv, &i, "bench_engine", &a->dir, &v);
+        if (kind < 0)
             return 1;
-        }
-        i++;
+        if (kind == 0)
+            continue;
         if (!strcmp(o, "--threads"))
             a->threads = atoi(v);
         else if (!strcmp(o, "--repeats"))
@@ -367,7 +337,7 @@ int main(int argc, char **argv)
     emu2_backend_options bo;
     emu2_backend_options_init(&bo);
     bo.threads = a.threads;
-    double t0 = now();
+    double t0 = bench_now();
     if (emu2_config_load(a.dir, &cfg, &err) != EMU2_OK || emu2_checkpoint_open(a.dir, &ck, &err) != EMU2_OK ||
         emu2_cpu_backend_open(&bo, &be, &err) != EMU2_OK || emu2_model_weights_bind(be, ck, &cfg, &w, &err) != EMU2_OK) {
         fprintf(stderr, "bench_engine: %s: %s\n", a.dir, err.message);
@@ -377,9 +347,9 @@ int main(int argc, char **argv)
     }
     a.threads = be->threads;
     fprintf(stderr, "bench_engine: %s  isa=%s threads=%d  load %.2f s\n", a.dir, emu2_cpu_isa_name(be->isa),
-            be->threads, now() - t0);
+            be->threads, bench_now() - t0);
     printf("{\"impl\":\"emu2\",\"bench\":\"setup\",\"threads\":%d,\"isa\":\"%s\",\"load_s\":%.3f}\n", be->threads,
-           emu2_cpu_isa_name(be->isa), now() - t0);
+           emu2_cpu_isa_name(be->isa), bench_now() - t0);
     int rc = 0;
     if (strstr(a.only, "memcpy"))
         rc |= bench_roofline(&a);

@@ -13,15 +13,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
+
 #include "common/tensor.h"
 #include "ops/ops.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* CPU seconds of the whole process: on a shared machine, GFLOP per CPU-second is steadier than
  * per wall-second (it still pays for cache and frequency sharing). */
@@ -68,7 +63,7 @@ int main(int argc, char **argv)
                                   .nbytes = N * K * emu2_dtype_size(dts[d])}};
         for (size_t mi = 0; mi < 3; mi++) {
             size_t M = Ms[mi];
-            double flops = 2.0 * M * K * N, t0 = now(), c0 = cpu_now(), t;
+            double flops = 2.0 * M * K * N, t0 = bench_now(), c0 = cpu_now(), t;
             int reps = 0;
             do { /* at least 3 runs and 1 second */
                 if (be->ops->linear(be, M, K, N, x, K, &W, NULL, y, N, &err) != EMU2_OK) {
@@ -76,7 +71,7 @@ int main(int argc, char **argv)
                     return 1;
                 }
                 reps++;
-                t = now() - t0;
+                t = bench_now() - t0;
             } while (reps < 3 || t < 1.0);
             double s = t / reps, cs = (cpu_now() - c0) / reps;
             printf("linear %-4s M=%-4zu %8.2f GFLOP/s wall %8.2f GFLOP/cpu-s  %8.3f ms  (%.1f GB/s of weights)\n",
@@ -93,16 +88,16 @@ int main(int argc, char **argv)
         big[i] = (float)((i * 7919) % 2000) / 500.0f - 2.0f;
     for (size_t i = 0; i < T * 3 * D; i++)
         qkv[i] = (float)((i * 7919) % 2000) / 2000.0f - 0.5f;
-    double t0 = now(), c0 = cpu_now();
+    double t0 = bench_now(), c0 = cpu_now();
     be->ops->gelu(be, T * F, big, big, &err);
-    printf("gelu      %zu x %zu            %8.3f ms wall %8.3f cpu-ms\n", T, F, (now() - t0) * 1e3,
+    printf("gelu      %zu x %zu            %8.3f ms wall %8.3f cpu-ms\n", T, F, (bench_now() - t0) * 1e3,
            (cpu_now() - c0) * 1e3);
     emu2_attention_args a = {.batch = 1, .n_heads = 16, .head_dim = 112, .q_len = T, .kv_len = T, .scale = 0.0944911f,
                              .q = qkv, .k = qkv + D, .v = qkv + 2 * D, .out = att, .q_stride = 3 * D,
                              .k_stride = 3 * D, .v_stride = 3 * D, .out_stride = D};
-    t0 = now(), c0 = cpu_now();
+    t0 = bench_now(), c0 = cpu_now();
     be->ops->attention(be, &a, &err);
-    double ta = now() - t0, ca = cpu_now() - c0;
+    double ta = bench_now() - t0, ca = cpu_now() - c0;
     printf("attention %zu tok, 16 x 112     %8.3f ms wall  %.2f GFLOP/s wall %.2f GFLOP/cpu-s\n", T, ta * 1e3,
            4.0 * T * T * D / ta * 1e-9, 4.0 * T * T * D / ca * 1e-9);
     free(big), free(qkv), free(att);

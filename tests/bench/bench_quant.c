@@ -18,6 +18,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
+
 #include "io/config.h"
 #include "model/decoder.h"
 #include "model/random_weights.h"
@@ -26,19 +28,6 @@
 
 #define MAX_Q 6
 #define MAX_ROUNDS 32
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 /* Bytes of the layer matrices one decode step reads (values + scales). */
 static double linear_bytes(const emu2_decoder_weights *w)
@@ -67,13 +56,13 @@ static double decode_rate(emu2_backend *be, const emu2_model_weights *w, const e
             host[i] = (float)((i * 2654435761u) % 1000) / 1000.0f - 0.5f;
         int ok = be->ops->upload(be, emb, host, P * D, &err) == EMU2_OK &&
                  emu2_decoder_prefill(s, 1, P, emb, NULL, logits, NULL, &err) == EMU2_OK;
-        double t0 = now();
+        double t0 = bench_now();
         for (int i = 0; ok && i < steps; i++) {
             int32_t id = (int32_t)((i * 7919) % (int)V);
             ok = emu2_decoder_step(s, &id, logits, NULL, &err) == EMU2_OK;
         }
         if (ok)
-            rate = steps / (now() - t0);
+            rate = steps / (bench_now() - t0);
     }
     if (rate < 0)
         fprintf(stderr, "bench_quant: decode: %s\n", err.message[0] ? err.message : "out of memory");
@@ -141,7 +130,7 @@ int main(int argc, char **argv)
     char list[256];
     snprintf(list, sizeof list, "%s", quants);
     for (char *tok = strtok(list, ","); tok && nq < MAX_Q; tok = strtok(NULL, ",")) {
-        double t0 = now();
+        double t0 = bench_now();
         names[nq] = strcmp(tok, "none") ? strdup(tok) : "bf16";
         char *colon = strchr(tok, ':'); /* "int4:vnni": the AVX-512 VNNI int4 kernel (EMU2_CPU_VNNI=1) */
         if (colon) {
@@ -152,7 +141,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "bench_quant: %s: %s\n", tok, err.message);
             return 1;
         }
-        fprintf(stderr, "bench_quant: %-6s bound in %.2f s, layer matrices %.1f MB\n", names[nq], now() - t0,
+        fprintf(stderr, "bench_quant: %-6s bound in %.2f s, layer matrices %.1f MB\n", names[nq], bench_now() - t0,
                 linear_bytes(&w[nq]->decoder) / 1e6);
         nq++;
     }
@@ -174,7 +163,7 @@ int main(int argc, char **argv)
         }
     double med[MAX_Q];
     for (int q = 0; q < nq; q++) {
-        qsort(r[q], (size_t)rounds, sizeof(double), cmp);
+        qsort(r[q], (size_t)rounds, sizeof(double), bench_cmp_double);
         med[q] = rounds % 2 ? r[q][rounds / 2] : 0.5 * (r[q][rounds / 2 - 1] + r[q][rounds / 2]);
     }
     for (int q = 0; q < nq; q++) {

@@ -19,6 +19,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
+#include "decode_bytes.h"
+
 #include "api/model_internal.h"
 #include "emu2.h"
 #include "model/decoder.h"
@@ -32,13 +35,6 @@ typedef struct args {
     const char *dir, *device, *only;
     int batches[MAX_LIST], n_batches, images[MAX_LIST], n_images, steps, repeats;
 } args;
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static int wants(const args *a, const char *what)
 {
@@ -103,10 +99,10 @@ static double measure_copy(emu2_backend *be, emu2_error *err)
     double best = 0;
     for (int r = 0; a && b && r < 6; r++) {
         be->ops->sync(be, err);
-        double t0 = now();
+        double t0 = bench_now();
         if (be->ops->upload(be, b, a, n, err) != EMU2_OK || be->ops->sync(be, err) != EMU2_OK)
             break;
-        double bw = 2.0 * n * sizeof(float) / (now() - t0);
+        double bw = 2.0 * n * sizeof(float) / (bench_now() - t0);
         if (r > 0 && bw > best)
             best = bw;
     }
@@ -136,11 +132,11 @@ static double measure_matmul(emu2_backend *be, uint64_t seed, emu2_error *err)
             emu2_op_weight w = {.w = dev};
             for (int r = 0; r < 6; r++) {
                 be->ops->sync(be, err);
-                double t0 = now();
+                double t0 = bench_now();
                 if (be->ops->linear(be, M, K, N, x, K, &w, NULL, y, N, err) != EMU2_OK ||
                     be->ops->sync(be, err) != EMU2_OK)
                     break;
-                double f = 2.0 * M * N * K / (now() - t0);
+                double f = 2.0 * M * N * K / (bench_now() - t0);
                 if (r > 0 && f > best)
                     best = f;
             }
@@ -153,22 +149,6 @@ static double measure_matmul(emu2_backend *be, uint64_t seed, emu2_error *err)
     if (y)
         be->ops->free(be, y);
     return best;
-}
-
-/* Bytes one decode step must read: every decoder weight once (embedding: one row per sequence). */
-static double decode_weight_bytes(const emu2_decoder_weights *w, int rows)
-{
-    double b = 0;
-    for (size_t l = 0; l < w->n_layers; l++) {
-        const emu2_decoder_layer_weights *L = &w->layers[l];
-        const emu2_op_weight *m[] = {&L->q, &L->k, &L->v, &L->o, &L->gate, &L->up, &L->down};
-        for (size_t i = 0; i < sizeof m / sizeof *m; i++)
-            b += (double)m[i]->w.nbytes;
-        b += (double)L->input_norm.nbytes + (double)L->post_norm.nbytes;
-    }
-    b += (double)w->final_norm.nbytes + (double)w->lm_head.w.nbytes;
-    b += rows * ((double)w->embed.nbytes / (double)w->embed.shape[0]);
-    return b;
 }
 
 static int run_decode(const args *a, emu2_model *m, double copy_bw)
@@ -190,13 +170,13 @@ static int run_decode(const args *a, emu2_model *m, double copy_bw)
         double best = 1e30;
         /* one untimed round (warm-up), then `repeats` timed rounds of `steps` steps; best round */
         for (int r = 0; r <= a->repeats && !rc; r++) {
-            double t0 = now();
+            double t0 = bench_now();
             for (int k = 0; k < a->steps && !rc; k++) {
                 for (size_t i = 0; i < rows; i++)
                     ids[i] = (int32_t)((i * 31 + (size_t)k * 7 + 3) % V);
                 rc = emu2_decoder_step(s, ids, logits, NULL, &err) != EMU2_OK; /* logits come back: synced */
             }
-            double t = (now() - t0) / a->steps;
+            double t = (bench_now() - t0) / a->steps;
             if (r > 0 && t < best)
                 best = t;
         }
@@ -243,10 +223,10 @@ static int run_vision(const args *a, emu2_model *m, double mm_flops)
             fill(px, n_px, 3, 2.0f);
         double best = 1e30;
         for (int r = 0; r <= a->repeats && !rc; r++) {
-            double t0 = now();
+            double t0 = bench_now();
             rc = emu2_vision_encode(be, &m->w->vision, c, px, n, c->vision.n_query, out, NULL, &err) != EMU2_OK ||
                  be->ops->sync(be, &err) != EMU2_OK;
-            double t = now() - t0;
+            double t = bench_now() - t0;
             if (r > 0 && t < best)
                 best = t;
         }
@@ -269,16 +249,12 @@ int main(int argc, char **argv)
     args a = {.device = "cuda", .only = "copy,matmul,decode,vision", .batches = {1, 8, 32}, .n_batches = 3,
               .images = {1, 8}, .n_images = 2, .steps = 32, .repeats = 3};
     for (int i = 1; i < argc; i++) {
-        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (o[0] != '-') {
-            a.dir = o;
-            continue;
-        }
-        if (!v) {
-            fprintf(stderr, "gpu_bench: %s needs a value\n", o);
+        const char *o = argv[i], *v = NULL;
+        int kind = bench_next_arg(argc, argv, &i, "gpu_bench", &a.dir, &v);
+        if (kind < 0)
             return 2;
-        }
-        i++;
+        if (kind == 0)
+            continue;
         if (!strcmp(o, "--device"))
             a.device = v;
         else if (!strcmp(o, "--batches"))
@@ -308,13 +284,13 @@ int main(int argc, char **argv)
     o.random_seed = 1;
     emu2_model *m = NULL;
     emu2_error err = {0};
-    double t0 = now();
+    double t0 = bench_now();
     if (emu2_model_load(a.dir, &o, &m, &err) != EMU2_OK) {
         fprintf(stderr, "gpu_bench: %s\n", err.message);
         return 1;
     }
     fprintf(stderr, "gpu_bench: %s: %llu random parameters built in %.1f s on %s\n", a.dir,
-            (unsigned long long)m->n_params, now() - t0, m->be->device);
+            (unsigned long long)m->n_params, bench_now() - t0, m->be->device);
     double copy_bw = 0, mm = 0;
     int rc = 0;
     if (wants(&a, "copy") || wants(&a, "decode")) {

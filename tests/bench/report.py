@@ -23,6 +23,31 @@ def load(path):
     return recs
 
 
+def args_and_records():
+    """The command line (RESULTS.jsonl [--markdown]) and the records in that file."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("results")
+    ap.add_argument("--markdown", action="store_true")
+    a = ap.parse_args()
+    return a, load(a.results)
+
+
+def print_table(head, rows, markdown, strip=False):
+    """Prints rows under head: a Markdown table, or columns padded to their widest cell (strip: without
+    the trailing blanks). Shared with llama_cpp/report_llama.py."""
+    sep = " | " if markdown else "  "
+    if markdown:
+        print("| " + sep.join(head) + " |")
+        print("|" + "---|" * len(head))
+        for r in rows:
+            print("| " + sep.join(r) + " |")
+        return
+    widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
+    for r in [head] + rows:
+        line = sep.join(c.ljust(w) for c, w in zip(r, widths))
+        print(line.rstrip() if strip else line)
+
+
 def rates(recs):
     """(model, threads, impl, bench, batch) -> rate samples over every repeat of every round."""
     out = defaultdict(list)
@@ -34,11 +59,7 @@ def rates(recs):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("results")
-    ap.add_argument("--markdown", action="store_true")
-    a = ap.parse_args()
-    recs = load(a.results)
+    a, recs = args_and_records()
     samples = rates(recs)
     work = {}  # (model, bench, batch) -> emu2's flop / bytes per repeat (same work for every impl)
     kv = {}
@@ -61,7 +82,6 @@ def main():
     for k, v in copy_bw.items():  # older runs had no read test: compare with the copy bandwidth
         bw.setdefault(k, v)
     peers = sorted({k[2] for k in samples if k[2] != "emu2"})
-    sep = " | " if a.markdown else "  "
     head = ["model", "thr", "measure", "batch", "emu2 (median, min..max)"]
     for p in peers:
         head += [f"{p} (median, min..max)", f"emu2/{p}"]
@@ -114,16 +134,7 @@ def main():
         else:
             row += ["-"] * (1 + len(peers))
         rows.append(row)
-    if a.markdown:
-        print("| " + sep.join(head) + " |")
-        print("|" + "---|" * len(head))
-        for r in rows:
-            print("| " + sep.join(r) + " |")
-    else:
-        widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
-        print(sep.join(h.ljust(wd) for h, wd in zip(head, widths)))
-        for r in rows:
-            print(sep.join(c.ljust(wd) for c, wd in zip(r, widths)))
+    print_table(head, rows, a.markdown)
     for name, bench, table in (("copy bandwidth (read+written bytes)", "memcpy", copy_bw),
                                ("read bandwidth (the 'of BW' denominator)", "read_bw", bw)):
         for (model, thr), b in sorted(table.items()):

@@ -8,16 +8,11 @@
 #include <time.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+
+#include "bench_util.h"
 #endif
 
 #define MAX_THREADS 64
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 typedef struct job {
     char *dst;
@@ -64,9 +59,9 @@ double roofline_copy_seconds(int threads, size_t bytes)
         size_t lo = bytes / T * i, hi = i == T - 1 ? bytes : bytes / T * (i + 1);
         jobs[i] = (job){.dst = dst + lo, .src = src + lo, .n = hi - lo};
     }
-    double t0 = now();
+    double t0 = bench_now();
     run_threads(copy_worker, jobs, T);
-    double t = now() - t0;
+    double t = bench_now() - t0;
     free(src), free(dst);
     return t;
 }
@@ -169,9 +164,9 @@ double roofline_read_seconds(int threads, size_t bytes)
         size_t lo = bytes / T * i / 64 * 64, hi = i == T - 1 ? bytes : bytes / T * (i + 1) / 64 * 64;
         jobs[i] = (job){.src = src + lo, .n = hi - lo, .wide = wide};
     }
-    double t0 = now();
+    double t0 = bench_now();
     run_threads(read_worker, jobs, T);
-    double t = now() - t0;
+    double t = bench_now() - t0;
     free(src);
     return t;
 }
@@ -197,9 +192,9 @@ double roofline_fma_seconds(int threads, double flop, const char **isa)
     job jobs[MAX_THREADS];
     for (int i = 0; i < T; i++)
         jobs[i] = (job){.iters = (long)(flop / T / per_trip), .wide = wide};
-    double t0 = now();
+    double t0 = bench_now();
     run_threads(fma_worker, jobs, T);
-    return now() - t0;
+    return bench_now() - t0;
 }
 #else
 double roofline_read_seconds(int threads, size_t bytes)

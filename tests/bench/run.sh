@@ -29,7 +29,7 @@ BENCH_DIR=${EMU2_BENCH_DIR:-/tmp/emu2-bench}
 make --no-print-directory BUILD="$BUILD" -j"${JOBS:-2}" lib >/dev/null
 BIN=$BUILD/bench/bench_engine
 stale=0
-for f in "$BUILD/libemu2.a" tests/bench/bench_engine.c tests/bench/roofline.c tests/bench/roofline.h; do
+for f in "$BUILD/libemu2.a" tests/bench/bench_engine.c tests/bench/roofline.c tests/bench/roofline.h tests/bench/bench_util.h tests/bench/decode_bytes.h; do
     [ -x "$BIN" ] && [ ! "$BIN" -ot "$f" ] || stale=1
 done
 if [ "$stale" = 1 ]; then

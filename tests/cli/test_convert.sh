@@ -2,12 +2,7 @@
 # conversion (sharded, bf16) that `emu2 inspect` accepts and that still answers the seed's few-shot
 # prompt, --dry-run/--list, and `generate --quant` (load-time quantization) giving the same answer.
 . "$(dirname "$0")/lib.sh"
-model=models/emu2-tiny-digits
-ex=$model/examples
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-prompt='[][red, white, 3, bottom left].[][yellow, white, 2, top left].[][green, black, 4, bottom right][]'
-imgs=("$ex/red_white_3_bottom_left.jpg" "$ex/yellow_white_2_top_right.jpg" "$ex/green_black_4_bottom_right.jpg"
-      "$ex/blue_black_1_top_left.jpg")
+. "$(dirname "$0")/tiny_model.sh"
 want='[blue, black, 1, top left]'
 
 expect_err "no folders is a usage error" "usage" "$EMU2" convert
@@ -30,10 +25,10 @@ grep -q '"emu2_quant": "int4"' "$tmp/q4/model.safetensors.index.json" && ok "the
 [ -s "$tmp/err" ] && fail "no progress bar when stderr is not a terminal" "$(head -c 200 "$tmp/err")" ||
     ok "no progress bar when stderr is not a terminal"
 expect_ok "emu2 inspect accepts the converted folder" "$EMU2" inspect "$tmp/q4"
-got=$("$EMU2" generate -m "$tmp/q4" --threads 2 --prompt "$prompt" "${imgs[@]}" 2>&1)
+got=$("$EMU2" generate -m "$tmp/q4" --threads 2 --prompt "$fewshot" "${imgs[@]}" 2>&1)
 [ "$got" = "$want" ] && ok "converted int4 model answers the seed prompt" || fail "converted int4 model answers the seed prompt" "$got"
 for q in int8 int4; do
-    got=$("$EMU2" generate -m "$model" --quant $q --threads 2 --prompt "$prompt" "${imgs[@]}" 2>&1)
+    got=$("$EMU2" generate -m "$model" --quant $q --threads 2 --prompt "$fewshot" "${imgs[@]}" 2>&1)
     [ "$got" = "$want" ] && ok "generate --quant $q answers the seed prompt" || fail "generate --quant $q answers the seed prompt" "$got"
 done
 expect_err "generate --quant rejects unknown formats" "unknown quantization" "$EMU2" generate -m "$model" --quant q3 \

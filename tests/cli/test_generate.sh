@@ -3,12 +3,7 @@
 # seed's examples give the reference's (and, where it is right, the true) answers, options reach the
 # engine, bad input is a clear error.
 . "$(dirname "$0")/lib.sh"
-model=models/emu2-tiny-digits
-ex=$model/examples
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-fewshot='[][red, white, 3, bottom left].[][yellow, white, 2, top left].[][green, black, 4, bottom right][]'
-imgs=("$ex/red_white_3_bottom_left.jpg" "$ex/yellow_white_2_top_right.jpg" "$ex/green_black_4_bottom_right.jpg"
-      "$ex/blue_black_1_top_left.jpg")
+. "$(dirname "$0")/tiny_model.sh"
 
 # The seed's examples. The engine must give the PyTorch reference's answer (tests/data/heldout/seed_answers.tsv,
 # made by tests/reference/gen_heldout.py from the same model files); where the reference gives the truth,

@@ -94,6 +94,17 @@ function T.lines(path)
     return out
 end
 
+-- The held-out set (tests/data/heldout, made by tests/reference/gen_heldout.py): its folder, how many
+-- images to use (EMU2_LUA_HELDOUT, default 40), the true labels and PyTorch's answers (both nil when
+-- either file is missing).
+function T.heldout()
+    local dir = T.root .. "/tests/data/heldout"
+    local n = tonumber(os.getenv("EMU2_LUA_HELDOUT") or "40")
+    local labels, torch = T.lines(dir .. "/labels.txt"), T.lines(dir .. "/torch_answers.txt")
+    if not (labels and torch) then return dir, n, nil, nil end
+    return dir, n, labels, torch
+end
+
 -- Resident memory of this process in bytes (Linux).
 function T.rss()
     local s = T.read("/proc/self/statm")

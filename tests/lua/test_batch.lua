@@ -10,10 +10,8 @@ local red = assert(T.read(ex .. "red_white_3_bottom_left.jpg"))
 local green = assert(T.read(ex .. "green_black_4_bottom_right.jpg"))
 local greedy = {num_beams = 1, max_new_tokens = 32, prompt = ""}
 
-local heldout = T.root .. "/tests/data/heldout"
-local N = tonumber(os.getenv("EMU2_LUA_HELDOUT") or "40")
-local labels, torch = T.lines(heldout .. "/labels.txt"), T.lines(heldout .. "/torch_answers.txt")
-if not (labels and torch) then
+local heldout, N, labels, torch = T.heldout()
+if not labels then
     T.skip("held-out images: answers equal PyTorch's", "no " .. heldout .. "/labels.txt")
 else
     T.test(string.format("held-out images (%d): answers equal PyTorch's", N), function()

@@ -74,10 +74,8 @@ else
     end)
 end
 
-local heldout = T.root .. "/tests/data/heldout"
-local N = tonumber(os.getenv("EMU2_LUA_HELDOUT") or "40")
-local labels, torch = T.lines(heldout .. "/labels.txt"), T.lines(heldout .. "/torch_answers.txt")
-if not (labels and torch) then
+local heldout, N, labels, torch = T.heldout()
+if not labels then
     T.skip("enrich over a synthetic set", "no " .. heldout .. "/labels.txt")
 else
     T.test(string.format("enrich over a synthetic set (%d held-out images, nested folders); resume", N), function()

@@ -68,3 +68,6 @@ pg_psql() { # the psql command line, for scripts and pipes
     pg_as "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -At -h "$PG_TMP" -p "$PG_PORT" -U postgres -d postgres "$@"
 }
 pg_server_restarted() { grep -q "terminating any other active server processes\|all server processes terminated" "$PG_TMP/server.log"; }
+now_ms() { # wall-clock milliseconds, for timing queries
+    echo $(($(date +%s%N) / 1000000))
+}

@@ -26,7 +26,6 @@ pg_sql "CREATE TABLE answers(id serial, answer text);
 n=$(pg_sql "SELECT count(DISTINCT md5(img)) FROM imgs")
 [ "$n" -eq "$rows" ] && ok "$rows distinct images loaded" || fail "$rows distinct images loaded" "got $n"
 
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
 batches() { pg_sql "SELECT batches FROM emu2_status"; }
 
 # one session: the first 64 rows

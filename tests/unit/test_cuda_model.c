@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "test_cuda_support.h"
+#include "test_io_util.h"
 
 #include "emu2.h"
 #include "io/config.h"
@@ -14,20 +15,6 @@
 
 static const char *examples[] = {"blue_black_1_top_left.jpg", "green_black_4_bottom_right.jpg",
                                  "red_white_3_bottom_left.jpg", "yellow_white_2_top_right.jpg"};
-
-static int read_all(const char *path, unsigned char **data, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return 0;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    *data = malloc(len > 0 ? (size_t)len : 1);
-    *n = *data ? fread(*data, 1, (size_t)len, f) : 0;
-    fclose(f);
-    return *data && *n == (size_t)len;
-}
 
 static emu2_model *load(const char *dir, const char *device, unsigned flags, emu2_error *err)
 {
@@ -47,9 +34,9 @@ static char *describe(emu2_model *m, const char *image, int beams)
 {
     char path[1200];
     snprintf(path, sizeof path, "%s/%s", ROOT_PATH("models/emu2-tiny-digits/examples"), image);
-    unsigned char *bytes;
     size_t n;
-    if (!read_all(path, &bytes, &n))
+    unsigned char *bytes = io_read_file(path, &n);
+    if (!bytes)
         return NULL;
     emu2_gen_options g;
     emu2_gen_options_init(&g);
@@ -98,7 +85,8 @@ TEST(tiny_model_answers_as_on_cpu)
     for (int i = 0; i < 4; i++) {
         char path[1200];
         snprintf(path, sizeof path, "%s/%s", ROOT_PATH("models/emu2-tiny-digits/examples"), order[i]);
-        have &= read_all(path, &bufs[i], &imgs[i].size);
+        bufs[i] = io_read_file(path, &imgs[i].size);
+        have &= bufs[i] != NULL;
         imgs[i].data = bufs[i];
     }
     const char *prompt = "[][red, white, 3, bottom left].[][yellow, white, 2, top left].[][green, black, 4, bottom "

@@ -122,11 +122,7 @@ TEST(unet_eps_matches_diffusers)
 {
     if (!have_golden)
         SKIP("no gen goldens");
-    for (size_t i = 0; i < sizeof test_thread_counts / sizeof *test_thread_counts; i++) {
-        unet_case(test_thread_counts[i]);
-        if (check_cur_failed)
-            return;
-    }
+    run_per_thread_count(unet_case);
 }
 
 /* u8 images: |got - ref| <= 1 everywhere (the manifest's max_abs 1) and equal on >= 99% of pixels. */

@@ -58,10 +58,25 @@ static emu2_status gen(const char *prompt, const emu2_image_bytes *imgs, size_t 
     return st;
 }
 
+/* Default options with STEPS denoising steps. */
+static emu2_image_options options_with_steps(int steps)
+{
+    emu2_image_options o;
+    emu2_image_options_init(&o);
+    o.steps = steps;
+    return o;
+}
+
+/* Every test that generates needs the model loaded in main(). */
+#define NEED_MODEL()                                                                                            \
+    do {                                                                                                        \
+        if (!M)                                                                                                 \
+            SKIP("gen-tiny did not load");                                                                      \
+    } while (0)
+
 TEST(default_size_png)
 {
-    if (!M)
-        SKIP("gen-tiny did not load");
+    NEED_MODEL();
     emu2_image_options o;
     emu2_image_options_init(&o);
     CHECK(o.steps == 50 && o.guidance == 3.0f && o.width == 0);
@@ -73,11 +88,8 @@ TEST(default_size_png)
 
 TEST(requested_sizes_and_tiling)
 {
-    if (!M)
-        SKIP("gen-tiny did not load");
-    emu2_image_options o;
-    emu2_image_options_init(&o);
-    o.steps = 2;
+    NEED_MODEL();
+    emu2_image_options o = options_with_steps(2);
     const int sizes[][2] = {{48, 32}, {40, 72}, {136, 80}};
     for (int i = 0; i < 3; i++) {
         o.width = sizes[i][0];
@@ -92,11 +104,8 @@ TEST(requested_sizes_and_tiling)
 
 TEST(seed_determines_the_image)
 {
-    if (!M)
-        SKIP("gen-tiny did not load");
-    emu2_image_options o;
-    emu2_image_options_init(&o);
-    o.steps = 2;
+    NEED_MODEL();
+    emu2_image_options o = options_with_steps(2);
     o.seed = 7;
     void *a, *b, *c;
     size_t na, nb, nc;
@@ -114,16 +123,13 @@ TEST(seed_determines_the_image)
 
 TEST(images_in_prompt_and_autoencoding)
 {
-    if (!M)
-        SKIP("gen-tiny did not load");
+    NEED_MODEL();
     emu2_mapped_file f;
     emu2_error err;
     CHECKF(emu2_mapped_file_open(ROOT_PATH("tests/reference/goldens/gen/input_448.png"), &f, &err) == EMU2_OK, "%s",
            err.message);
     emu2_image_bytes img = {f.data, f.size};
-    emu2_image_options o;
-    emu2_image_options_init(&o);
-    o.steps = 2;
+    emu2_image_options o = options_with_steps(2);
     int w, h;
     emu2_status a = gen("[<IMG_PLH>]a blue circle", &img, 1, &o, &w, &h, NULL, NULL);
     emu2_status b = gen(NULL, &img, 1, &o, &w, &h, NULL, NULL);              /* autoencoding */
@@ -142,11 +148,8 @@ TEST(images_in_prompt_and_autoencoding)
 
 TEST(progress_and_cancel)
 {
-    if (!M)
-        SKIP("gen-tiny did not load");
-    emu2_image_options o;
-    emu2_image_options_init(&o);
-    o.steps = 3;
+    NEED_MODEL();
+    emu2_image_options o = options_with_steps(3);
     progress_log p = {0, 0, -1, 0};
     o.progress = on_progress;
     o.progress_user = &p;
@@ -162,8 +165,7 @@ TEST(progress_and_cancel)
 
 TEST(bad_options_are_clear_errors)
 {
-    if (!M)
-        SKIP("gen-tiny did not load");
+    NEED_MODEL();
     emu2_image_options o;
     int w, h;
     struct {
@@ -197,11 +199,8 @@ TEST(bad_options_are_clear_errors)
 
 TEST(guidance_off_needs_no_negative)
 {
-    if (!M)
-        SKIP("gen-tiny did not load");
-    emu2_image_options o;
-    emu2_image_options_init(&o);
-    o.steps = 2;
+    NEED_MODEL();
+    emu2_image_options o = options_with_steps(2);
     o.guidance = 1.0f;
     int w, h;
     CHECK(gen("a", NULL, 0, &o, &w, &h, NULL, NULL) == EMU2_OK && w == 64);

@@ -117,11 +117,7 @@ TEST(regression_matches_full_forward_loop)
 {
     if (!have_golden)
         SKIP("no gen goldens");
-    for (size_t i = 0; i < sizeof test_thread_counts / sizeof *test_thread_counts; i++) {
-        regression_case(test_thread_counts[i]);
-        if (check_cur_failed)
-            return;
-    }
+    run_per_thread_count(regression_case);
 }
 
 TEST(regression_needs_project_down_and_one_row)

@@ -181,6 +181,36 @@ TEST(png_writer_round_trips)
     CHECK(emu2_image_write_png(&img, "/nonexistent-dir/x.png", &err) != EMU2_OK);
 }
 
+TEST(png_in_memory_matches_the_file)
+{
+    size_t n, file_n;
+    unsigned char *b = input("rgb8_7x301.png", &n);
+    CHECK(b != NULL);
+    emu2_rgb_image img;
+    emu2_error err = {0};
+    CHECK(emu2_image_decode(b, n, NULL, &img, &err) == EMU2_OK);
+    free(b);
+    void *png = NULL;
+    size_t png_n = 0;
+    CHECKF(emu2_image_encode_png(&img, &png, &png_n, &err) == EMU2_OK, "%s", err.message);
+    char path[] = "/tmp/emu2_test_image_XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    close(fd);
+    emu2_status st = emu2_image_write_png(&img, path, &err);
+    unsigned char *file = st == EMU2_OK ? read_whole_file(path, &file_n) : NULL;
+    remove(path);
+    /* one encoder, two sinks: the same bytes */
+    CHECK(file && png && file_n == png_n && !memcmp(file, png, png_n));
+    free(file);
+    emu2_free(png);
+    emu2_rgb_image empty = {0, 0, NULL};
+    CHECK(emu2_image_encode_png(&empty, &png, &png_n, &err) == EMU2_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(err.message, "PNG encode") != NULL);
+    CHECK(emu2_image_encode_png(&img, NULL, &png_n, &err) == EMU2_ERR_INVALID_ARGUMENT);
+    emu2_rgb_image_free(&img);
+}
+
 int main(void)
 {
     RUN(byte_limit_is_checked_first);
@@ -190,5 +220,6 @@ int main(void)
     RUN(damaged_files_never_crash);
     RUN(resize_edge_cases);
     RUN(png_writer_round_trips);
+    RUN(png_in_memory_matches_the_file);
     return check_finish();
 }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "image/image.h"
 #include "io/checkpoint.h"
 #include "io/config.h"
@@ -203,5 +204,15 @@ static inline void golden_case_close(golden_case *c)
 
 /* The thread counts every network test runs with: one, and more than the cores (uneven splits). */
 static const int test_thread_counts[] = {1, 3};
+
+/* Runs case_fn once per thread count, stopping after the first run that fails a check. */
+static inline void run_per_thread_count(void (*case_fn)(int threads))
+{
+    for (size_t i = 0; i < sizeof test_thread_counts / sizeof *test_thread_counts; i++) {
+        case_fn(test_thread_counts[i]);
+        if (check_cur_failed)
+            return;
+    }
+}
 
 #endif

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "test_io_util.h"
 #include "common/tensor.h"
 #include "emu2.h"
 #include "io/config.h"
@@ -156,21 +157,6 @@ TEST(values_follow_the_rules)
     CHECK(other_tensor);
 }
 
-static int copy_file(const char *from, const char *to)
-{
-    FILE *in = fopen(from, "rb"), *out = in ? fopen(to, "wb") : NULL;
-    char buf[65536];
-    size_t n;
-    int ok = in && out;
-    while (ok && (n = fread(buf, 1, sizeof buf, in)) > 0)
-        ok = fwrite(buf, 1, n, out) == n;
-    if (in)
-        fclose(in);
-    if (out && fclose(out) != 0)
-        ok = 0;
-    return ok;
-}
-
 /* A folder with the tiny model's config and tokenizer but no weights. */
 static int make_config_only(char *dir, size_t size)
 {
@@ -183,36 +169,10 @@ static int make_config_only(char *dir, size_t size)
         char from[1200], to[1200];
         snprintf(from, sizeof from, "%s/%s", tiny(), files[i]);
         snprintf(to, sizeof to, "%s/%s", dir, files[i]);
-        if (access(from, R_OK) == 0 && !copy_file(from, to))
+        if (access(from, R_OK) == 0 && !io_copy_file(from, to))
             return 0;
     }
     return 1;
-}
-
-static void remove_config_only(const char *dir)
-{
-    const char *files[] = {"config.json", "tokenizer.model", "added_tokens.json", "special_tokens_map.json",
-                           "tokenizer_config.json"};
-    char p[1200];
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
-        unlink(p);
-    }
-    rmdir(dir);
-}
-
-static int read_all(const char *path, unsigned char **data, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return 0;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    *data = malloc(len > 0 ? (size_t)len : 1);
-    *n = *data ? fread(*data, 1, (size_t)len, f) : 0;
-    fclose(f);
-    return *data && *n == (size_t)len;
 }
 
 TEST(config_only_folder_loads_and_runs)
@@ -229,15 +189,15 @@ TEST(config_only_folder_loads_and_runs)
     o.flags = EMU2_LOAD_RANDOM_WEIGHTS;
     o.random_seed = 42;
     emu2_status st = emu2_model_load(dir, &o, &m, &err);
-    remove_config_only(dir);
+    io_rm_tree(dir);
     CHECK(no_flag != EMU2_OK);
     CHECKF(st == EMU2_OK, "%s", err.message);
     emu2_model_info info;
     CHECK(emu2_model_get_info(m, &info) == EMU2_OK);
     uint64_t n_params = info.n_params;
-    unsigned char *img = NULL;
     size_t n_img = 0;
-    int have_img = read_all(ROOT_PATH("models/emu2-tiny-digits/examples/blue_black_1_top_left.jpg"), &img, &n_img);
+    unsigned char *img = io_read_file(ROOT_PATH("models/emu2-tiny-digits/examples/blue_black_1_top_left.jpg"), &n_img);
+    int have_img = img != NULL;
     emu2_gen_options g;
     emu2_gen_options_init(&g);
     g.num_beams = 1;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "test_io_util.h"
 #include "emu2.h"
 #include "text/placeholders.h"
 #include "text/sentencepiece_shim.h"
@@ -60,18 +61,6 @@ static const char *tiny_copy(void)
     }
     free(model);
     return tmp_dir;
-}
-
-static void remove_dir(const char *dir)
-{
-    const char *names[] = {"tokenizer.model", "added_tokens.json", "tokenizer_config.json",
-                           "special_tokens_map.json"};
-    char path[1200];
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        unlink(path);
-    }
-    rmdir(dir);
 }
 
 static emu2_tokenizer *load_or_null(const char *dir, const char *version)
@@ -285,11 +274,11 @@ TEST(load_errors)
         emu2_status st = emu2_tokenizer_load(dir, NULL, &tok, &err);
         if (st == EMU2_OK || tok || !strstr(err.message, cases[i].want)) {
             emu2_tokenizer_free(tok);
-            remove_dir(dir);
+            io_rm_tree(dir);
             CHECKF(0, "case %zu (%s): status %d, message '%s'", i, cases[i].json, (int)st, err.message);
         }
     }
-    remove_dir(dir);
+    io_rm_tree(dir);
 }
 
 TEST(folder_variants)
@@ -332,7 +321,7 @@ TEST(folder_variants)
     emu2_free(ids2);
     emu2_tokenizer_free(keep);
     emu2_tokenizer_free(strip);
-    remove_dir(dir);
+    io_rm_tree(dir);
     CHECK(ok_counts);
     CHECK(ok_ids);
     CHECK(ok_nobos);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "test_io_util.h"
 #include "emu2.h"
 #include "text/placeholders.h"
 #include "text/tokenizer.h"
@@ -68,21 +69,6 @@ static void json_ids(const json_t *want, size_t skip, size_t trim, int32_t *buf,
         buf[i] = (int32_t)json_integer_value(json_array_get(want, i + skip));
 }
 
-static int copy_file(const char *from, const char *to)
-{
-    FILE *in = fopen(from, "rb"), *out = in ? fopen(to, "wb") : NULL;
-    int ok = in && out;
-    char buf[65536];
-    size_t n;
-    while (ok && (n = fread(buf, 1, sizeof buf, in)) > 0)
-        ok = fwrite(buf, 1, n, out) == n;
-    if (in)
-        fclose(in);
-    if (out && fclose(out) != 0)
-        ok = 0;
-    return ok ? 0 : -1;
-}
-
 /* Sets with "files": a fresh folder with the source's tokenizer.model, the files named in "copy" and
  * the "files" written verbatim (as the generator built it). Returns the folder or NULL. */
 static char variant_dir[256];
@@ -97,7 +83,7 @@ static const char *build_variant(const json_t *set, const char *src)
         const char *name = i == 0 ? "tokenizer.model" : json_string_value(json_array_get(copy, i - 1));
         snprintf(from, sizeof from, "%s/%s", src, name);
         snprintf(to, sizeof to, "%s/%s", variant_dir, name);
-        if (copy_file(from, to))
+        if (!io_copy_file(from, to))
             return NULL;
     }
     const char *name;

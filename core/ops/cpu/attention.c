@@ -144,51 +144,13 @@ static void attn_blocks(void *p, size_t it0, size_t it1, int thread)
     }
 }
 
-/* Last float index touched by rows [0, rows) of width w, batches [0, batch). */
-static int extent(size_t batch, size_t bstride, size_t rows, size_t rstride, size_t w, size_t *out)
-{
-    size_t e1, e2;
-    return emu2_mul_size(batch - 1, bstride, &e1) && emu2_mul_size(rows - 1, rstride, &e2) &&
-           emu2_add_size(e1, e2, &e1) && emu2_add_size(e1, w, out) && *out <= SIZE_MAX / 4;
-}
-
-static int overlaps(const float *a, size_t an, const float *b, size_t bn)
-{
-    return a < b + bn && b < a + an;
-}
-
 emu2_status cpu_attention(emu2_backend *be, const emu2_attention_args *a, emu2_error *err)
 {
     static const char op[] = "attention";
-    if (!a)
-        return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "%s: NULL arguments", op);
-    if (!a->batch || !a->n_heads || !a->head_dim || !a->q_len || !a->kv_len)
-        return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT,
-                         "%s: empty shape batch=%zu heads=%zu head_dim=%zu q_len=%zu kv_len=%zu", op, a->batch,
-                         a->n_heads, a->head_dim, a->q_len, a->kv_len);
-    if (!a->q || !a->k || !a->v || !a->out)
-        return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "%s: NULL q, k, v or out", op);
-    size_t width;
-    if (!emu2_mul_size(a->n_heads, a->head_dim, &width))
-        return emu2_fail(err, EMU2_ERR_LIMIT, "%s: heads x head_dim overflows", op);
-    if (a->q_stride < width || a->k_stride < width || a->v_stride < width || a->out_stride < width)
-        return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "%s: a row stride is narrower than heads x head_dim = %zu",
-                         op, width);
-    if (a->causal && (a->q_offset > a->kv_len || a->q_len > a->kv_len - a->q_offset))
-        return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT,
-                         "%s: causal queries at %zu..%zu run past the %zu keys", op, a->q_offset,
-                         a->q_offset + a->q_len, a->kv_len);
-    if (!(a->scale == a->scale) || isinf(a->scale))
-        return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "%s: scale is not finite", op);
-    size_t qn, kn, vn, on, items;
-    if (!extent(a->batch, a->q_batch_stride, a->q_len, a->q_stride, width, &qn) ||
-        !extent(a->batch, a->kv_batch_stride, a->kv_len, a->k_stride, width, &kn) ||
-        !extent(a->batch, a->kv_batch_stride, a->kv_len, a->v_stride, width, &vn) ||
-        !extent(a->batch, a->out_batch_stride, a->q_len, a->out_stride, width, &on) ||
-        !emu2_mul_size(a->batch * a->n_heads, a->q_len, &items) || a->batch > SIZE_MAX / a->n_heads)
-        return emu2_fail(err, EMU2_ERR_LIMIT, "%s: buffer extent overflows", op);
-    if (overlaps(a->out, on, a->q, qn) || overlaps(a->out, on, a->k, kn) || overlaps(a->out, on, a->v, vn))
-        return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "%s: out overlaps q, k or v", op);
+    size_t items;
+    emu2_status st = emu2_check_attention_args(a, &items, err);
+    if (st != EMU2_OK)
+        return st;
 
     cpu_backend *cb = cpu_of(be);
     struct attn_job j = {a, cb->k, NULL, 0, (a->kv_len + PANEL - 1) / PANEL * PANEL, 0, 0};

@@ -78,34 +78,9 @@ void cpu_parallel_for(cpu_backend *cb, size_t n, size_t min_chunk, cpu_range_fn 
     cpu_pool_run(cb->pool, (n + chunk - 1) / chunk, range_task, &job);
 }
 
-int cpu_is_float_dtype(emu2_dtype dt)
-{
-    return dt == EMU2_DT_F32 || dt == EMU2_DT_F16 || dt == EMU2_DT_BF16;
-}
-
 float cpu_vec_elem(const emu2_tensor_view *v, size_t i)
 {
     return cpu_load_elem(v->data, v->dtype, i);
-}
-
-emu2_status cpu_check_vector(const char *op, const char *what, const emu2_tensor_view *v, size_t n, int required,
-                             emu2_error *err)
-{
-    if (!v) {
-        if (required)
-            return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "%s: %s is missing", op, what);
-        return EMU2_OK;
-    }
-    if (!cpu_is_float_dtype(v->dtype))
-        return emu2_fail(err, EMU2_ERR_UNSUPPORTED, "%s: %s has dtype %s (want F32, F16 or BF16)", op, what,
-                         emu2_dtype_name(v->dtype));
-    if (v->ndim != 1 || v->shape[0] < 0 || (uint64_t)v->shape[0] != (uint64_t)n)
-        return emu2_fail(err, EMU2_ERR_MISMATCH, "%s: %s must have shape [%zu] (has %d dims, first %lld)", op, what, n,
-                         v->ndim, v->ndim > 0 ? (long long)v->shape[0] : -1LL);
-    if (!v->data || v->nbytes < (uint64_t)n * emu2_dtype_size(v->dtype))
-        return emu2_fail(err, EMU2_ERR_MISMATCH, "%s: %s holds %llu bytes, fewer than its shape needs", op, what,
-                         (unsigned long long)v->nbytes);
-    return EMU2_OK;
 }
 
 /* ---------------------------------------------------------------- memory */

@@ -7,6 +7,7 @@
 
 #include "ops/cpu/kernels.h"
 #include "ops/cpu/thread_pool.h"
+#include "ops/op_checks.h"
 #include "ops/ops.h"
 
 typedef struct cpu_backend {
@@ -37,11 +38,7 @@ static inline size_t cpu_scratch_stride(const cpu_backend *cb)
 typedef void (*cpu_range_fn)(void *ctx, size_t begin, size_t end, int thread);
 void cpu_parallel_for(cpu_backend *cb, size_t n, size_t min_chunk, cpu_range_fn fn, void *ctx);
 
-/* Argument checks shared by the ops (each sets err naming the op and returns the status). */
-emu2_status cpu_check_vector(const char *op, const char *what, const emu2_tensor_view *v, size_t n, int required,
-                             emu2_error *err);
-int cpu_is_float_dtype(emu2_dtype dt);
-/* Element i of a float vector of any float dtype (for small vectors: biases, norm weights). */
+/* Argument checks: ops/op_checks.h (shared with the CUDA backend). Element i of a float vector of any float dtype (for small vectors: biases, norm weights). */
 float cpu_vec_elem(const emu2_tensor_view *v, size_t i);
 
 /* The ops, one file per family. */

@@ -14,18 +14,6 @@ struct de_job {
     size_t n, C, H, W, Ho, Wo;
 };
 
-static emu2_status check_buffers(const char *op, size_t n, const void *a, const void *b, const void *y,
-                                 emu2_error *err)
-{
-    if (n == 0)
-        return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "%s: no elements", op);
-    if (!a || !b || !y)
-        return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "%s: NULL buffer", op);
-    if (n > SIZE_MAX / 8)
-        return emu2_fail(err, EMU2_ERR_LIMIT, "%s: %zu elements is too many", op, n);
-    return EMU2_OK;
-}
-
 static void upsample_rows(void *p, size_t r0, size_t r1, int thread)
 {
     (void)thread;
@@ -70,10 +58,7 @@ static void add_vec_rows(void *p, size_t r0, size_t r1, int thread)
 emu2_status cpu_upsample_nearest(emu2_backend *be, size_t C, size_t H, size_t W, size_t Ho, size_t Wo, const float *x,
                                  float *y, emu2_error *err)
 {
-    if (!C || !H || !W || !Ho || !Wo || Ho > SIZE_MAX / Wo || Ho * Wo > SIZE_MAX / 8 / C)
-        return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "upsample_nearest: bad sizes %zux%zu -> %zux%zu x %zu", H, W,
-                         Ho, Wo, C);
-    emu2_status st = check_buffers("upsample_nearest", C, x, x, y, err);
+    emu2_status st = emu2_check_upsample_args(C, H, W, Ho, Wo, x, y, err);
     if (st != EMU2_OK)
         return st;
     struct de_job j = {.a = x, .y = y, .C = C, .H = H, .W = W, .Ho = Ho, .Wo = Wo};
@@ -83,7 +68,7 @@ emu2_status cpu_upsample_nearest(emu2_backend *be, size_t C, size_t H, size_t W,
 
 emu2_status cpu_silu(emu2_backend *be, size_t n, const float *x, float *y, emu2_error *err)
 {
-    emu2_status st = check_buffers("silu", n, x, x, y, err);
+    emu2_status st = emu2_check_diffusion_elementwise_args("silu", n, x, x, y, err);
     if (st != EMU2_OK)
         return st;
     struct de_job j = {.a = x, .y = y};
@@ -93,7 +78,7 @@ emu2_status cpu_silu(emu2_backend *be, size_t n, const float *x, float *y, emu2_
 
 emu2_status cpu_mul(emu2_backend *be, size_t n, const float *a, const float *b, float *y, emu2_error *err)
 {
-    emu2_status st = check_buffers("mul", n, a, b, y, err);
+    emu2_status st = emu2_check_diffusion_elementwise_args("mul", n, a, b, y, err);
     if (st != EMU2_OK)
         return st;
     struct de_job j = {.a = a, .b = b, .y = y};
@@ -104,9 +89,7 @@ emu2_status cpu_mul(emu2_backend *be, size_t n, const float *a, const float *b, 
 emu2_status cpu_add_row_vector(emu2_backend *be, size_t rows, size_t n, const float *x, const float *v, float *y,
                                emu2_error *err)
 {
-    emu2_status st = check_buffers("add_row_vector", n, x, v, y, err);
-    if (st == EMU2_OK && (!rows || rows > SIZE_MAX / 8 / n))
-        st = emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "add_row_vector: %zu rows of %zu", rows, n);
+    emu2_status st = emu2_check_add_row_vector_args(rows, n, x, v, y, err);
     if (st != EMU2_OK)
         return st;
     struct de_job j = {.a = x, .b = v, .y = y, .n = n};

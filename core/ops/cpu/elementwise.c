@@ -13,17 +13,6 @@ struct ew_job {
     size_t n; /* row width for the row ops */
 };
 
-static emu2_status check_n(const char *op, size_t n, const void *a, const void *b, const void *y, emu2_error *err)
-{
-    if (n == 0)
-        return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "%s: no elements", op);
-    if (!a || !b || !y)
-        return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "%s: NULL buffer", op);
-    if (n > SIZE_MAX / 4)
-        return emu2_fail(err, EMU2_ERR_LIMIT, "%s: %zu elements is too many", op, n);
-    return EMU2_OK;
-}
-
 static void gelu_range(void *p, size_t i0, size_t i1, int thread)
 {
     (void)thread;
@@ -51,7 +40,7 @@ static void add_range(void *p, size_t i0, size_t i1, int thread)
 
 emu2_status cpu_gelu(emu2_backend *be, size_t n, const float *x, float *y, emu2_error *err)
 {
-    emu2_status st = check_n("gelu", n, x, x, y, err);
+    emu2_status st = emu2_check_elementwise_args("gelu", n, x, x, y, err);
     if (st != EMU2_OK)
         return st;
     struct ew_job j = {.k = cpu_of(be)->k, .a = x, .y = y};
@@ -61,7 +50,7 @@ emu2_status cpu_gelu(emu2_backend *be, size_t n, const float *x, float *y, emu2_
 
 emu2_status cpu_silu_mul(emu2_backend *be, size_t n, const float *a, const float *b, float *y, emu2_error *err)
 {
-    emu2_status st = check_n("silu_mul", n, a, b, y, err);
+    emu2_status st = emu2_check_elementwise_args("silu_mul", n, a, b, y, err);
     if (st != EMU2_OK)
         return st;
     struct ew_job j = {.k = cpu_of(be)->k, .a = a, .b = b, .y = y};
@@ -71,7 +60,7 @@ emu2_status cpu_silu_mul(emu2_backend *be, size_t n, const float *a, const float
 
 emu2_status cpu_add(emu2_backend *be, size_t n, const float *a, const float *b, float *y, emu2_error *err)
 {
-    emu2_status st = check_n("add", n, a, b, y, err);
+    emu2_status st = emu2_check_elementwise_args("add", n, a, b, y, err);
     if (st != EMU2_OK)
         return st;
     struct ew_job j = {.k = cpu_of(be)->k, .a = a, .b = b, .y = y};
@@ -124,13 +113,9 @@ static void log_softmax_range(void *p, size_t r0, size_t r1, int thread)
 static emu2_status softmax_common(emu2_backend *be, const char *op, size_t rows, size_t n, const float *x, float *y,
                                   cpu_range_fn fn, emu2_error *err)
 {
-    if (rows == 0)
-        return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "%s: no rows", op);
-    emu2_status st = check_n(op, n, x, x, y, err);
+    emu2_status st = emu2_check_softmax_args(op, rows, n, x, y, err);
     if (st != EMU2_OK)
         return st;
-    if (rows > SIZE_MAX / 4 / n)
-        return emu2_fail(err, EMU2_ERR_LIMIT, "%s: %zu x %zu is too large", op, rows, n);
     struct ew_job j = {.k = cpu_of(be)->k, .a = x, .y = y, .n = n};
     cpu_parallel_for(cpu_of(be), rows, 1 + ELEM_CHUNK / n, fn, &j);
     return EMU2_OK;

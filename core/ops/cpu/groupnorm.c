@@ -79,18 +79,7 @@ emu2_status cpu_group_norm(emu2_backend *be, size_t rows, size_t C, size_t group
                            const emu2_tensor_view *weight, const emu2_tensor_view *bias, float eps, int apply_silu,
                            float *y, emu2_error *err)
 {
-    if (!x || !y)
-        return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "group_norm: NULL buffer");
-    if (!rows || !C || !groups || C % groups)
-        return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "group_norm: %zu channels do not split into %zu groups", C,
-                         groups);
-    if (!(eps >= 0.0f))
-        return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "group_norm: eps must be >= 0");
-    if (rows > SIZE_MAX / 8 / C)
-        return emu2_fail(err, EMU2_ERR_LIMIT, "group_norm: %zu rows of %zu is too large", rows, C);
-    emu2_status st = cpu_check_vector("group_norm", "weight", weight, C, 1, err);
-    if (st == EMU2_OK)
-        st = cpu_check_vector("group_norm", "bias", bias, C, 0, err);
+    emu2_status st = emu2_check_group_norm_args(rows, C, groups, x, y, eps, weight, bias, NULL, err);
     if (st != EMU2_OK)
         return st;
     const size_t blocks = (rows + GN_BLOCK - 1) / GN_BLOCK;

@@ -8,16 +8,7 @@
 #include <math.h>
 #include <stdint.h>
 
-#define AVX2 __attribute__((target("avx2,fma,f16c")))
-#define INLINE2 static inline __attribute__((always_inline)) AVX2
-
-INLINE2 float hsum8(__m256 v)
-{
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
+#include "ops/cpu/simd_avx2.h"
 
 INLINE2 __m256 load_w8(const void *w, emu2_dtype dt, size_t off)
 {

@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "ops/ops.h"
 
@@ -39,7 +40,7 @@ void cpu_q4_vnni_prep(const float *x, size_t K, size_t G, size_t rb, void *buf);
 void cpu_q4_vnni_dot(const void *prep, const uint8_t *w, size_t rb, const void *scales, size_t sc, size_t G,
                      size_t nr, float *out);
 
-/* The linear op for Q8/Q4 weights (cpu_linear hands them here); same contract as ops.h linear. */
+/* The linear op for Q8/Q4 weights: cpu_linear checks the arguments and hands them here. */
 emu2_status cpu_linear_quant(emu2_backend *be, size_t M, size_t K, size_t N, const float *x, size_t x_stride,
                              const emu2_op_weight *W, const emu2_tensor_view *bias, float *y, size_t y_stride,
                              emu2_error *err);
@@ -47,5 +48,73 @@ emu2_status cpu_linear_quant(emu2_backend *be, size_t M, size_t K, size_t N, con
 /* Scalar pieces the SIMD versions reuse for a partial last int4 group. */
 float cpu_q4_group_dot(const float *x, const uint8_t *q, size_t G, size_t n);
 float cpu_load_f16(const void *p, size_t i);
+
+/* The setup and the scalar ends the SIMD kernels share (their vector loops stay ISA-specific). */
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+/* An f16 scale (any alignment) by F16C; inlined into the AVX2 / AVX-512 kernels, whose targets
+ * include f16c. */
+static inline __attribute__((always_inline, target("f16c"))) float cpu_f16c_at(const void *p, size_t i)
+{
+    uint16_t h;
+    memcpy(&h, (const char *)p + i * 2, 2);
+    return _cvtsh_ss(h);
+}
+#endif
+
+/* Row pointers of up to CPU_Q_ROWS int8 rows of K values; rows past nr repeat row 0. */
+static inline void cpu_q8_rows(const int8_t *w, size_t K, size_t nr, const int8_t *r[CPU_Q_ROWS])
+{
+    for (size_t j = 0; j < CPU_Q_ROWS; j++)
+        r[j] = w + (j < nr ? j : 0) * K;
+}
+
+/* Up to CPU_Q_ROWS int4 rows: their values and the offsets of their scale rows; rows past nr
+ * repeat row 0 (computed and discarded) so the vector loops always do four. */
+typedef struct cpu_q4_rowset {
+    const uint8_t *r[CPU_Q_ROWS];
+    size_t srow[CPU_Q_ROWS];
+} cpu_q4_rowset;
+
+static inline cpu_q4_rowset cpu_q4_rows(const uint8_t *w, size_t rb, size_t sc, size_t nr)
+{
+    cpu_q4_rowset rs;
+    for (size_t j = 0; j < CPU_Q_ROWS; j++) {
+        size_t jj = j < nr ? j : 0;
+        rs.r[j] = w + jj * rb;
+        rs.srow[j] = jj * sc;
+    }
+    return rs;
+}
+
+/* out[j] = sums[j] + the dot of row j's partial last group (the K % G values the vector loop over
+ * whole groups left), for j < nr. */
+static inline void cpu_q4_finish(const float *x, const cpu_q4_rowset *rs, const void *scales, size_t G, size_t K,
+                                 size_t nr, const float *sums, float *out)
+{
+    const size_t full = K / G;
+    for (size_t j = 0; j < nr; j++) {
+        float s = sums[j];
+        if (full * G < K)
+            s += cpu_q4_group_dot(x + full * G, rs->r[j] + full * (G / 2), G, K - full * G) *
+                 cpu_load_f16(scales, rs->srow[j] + full);
+        out[j] = s;
+    }
+}
+
+/* out[j] = (sums[j] + x[k0..K) . row j's values there) * scale j (f32, any alignment), j < nr;
+ * k0 = K when the vector loop covered the whole row. */
+static inline void cpu_q8_finish(const float *x, const int8_t *const r[CPU_Q_ROWS], size_t k0, size_t K,
+                                 const void *scales, size_t nr, const float *sums, float *out)
+{
+    for (size_t j = 0; j < nr; j++) {
+        float acc = sums[j], s;
+        for (size_t t = k0; t < K; t++)
+            acc += x[t] * (float)r[j][t];
+        memcpy(&s, (const char *)scales + j * 4, 4);
+        out[j] = acc * s;
+    }
+}
 
 #endif

@@ -3,27 +3,7 @@
 #include "ops/cpu/kern_q8q4.h"
 
 #if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#include <string.h>
-
-#define AVX2 __attribute__((target("avx2,fma,f16c")))
-#define INLINE2 static inline __attribute__((always_inline)) AVX2
-
-/* An f16 scale (any alignment) by F16C. */
-INLINE2 float f16_at(const void *p, size_t i)
-{
-    uint16_t h;
-    memcpy(&h, (const char *)p + i * 2, 2);
-    return _cvtsh_ss(h);
-}
-
-INLINE2 float hsum8(__m256 v)
-{
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
+#include "ops/cpu/simd_avx2.h"
 
 INLINE2 __m256 q8_8(const int8_t *p)
 {
@@ -35,8 +15,7 @@ INLINE2 __m256 q8_8(const int8_t *p)
 AVX2 static void avx2_dot_q8(const float *x, const int8_t *w, size_t K, size_t nr, const void *scales, float *out)
 {
     const int8_t *r[CPU_Q_ROWS];
-    for (size_t j = 0; j < CPU_Q_ROWS; j++)
-        r[j] = w + (j < nr ? j : 0) * K;
+    cpu_q8_rows(w, K, nr, r);
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     size_t k = 0;
     for (; k + 8 <= K; k += 8) {
@@ -47,13 +26,7 @@ AVX2 static void avx2_dot_q8(const float *x, const int8_t *w, size_t K, size_t n
         a3 = _mm256_fmadd_ps(q8_8(r[3] + k), xv, a3);
     }
     float sums[CPU_Q_ROWS] = {hsum8(a0), hsum8(a1), hsum8(a2), hsum8(a3)};
-    for (size_t j = 0; j < nr; j++) {
-        for (size_t t = k; t < K; t++)
-            sums[j] += x[t] * (float)r[j][t];
-        float s;
-        memcpy(&s, (const char *)scales + j * 4, 4);
-        out[j] = sums[j] * s;
-    }
+    cpu_q8_finish(x, r, k, K, scales, nr, sums, out);
 }
 
 /* 8 packed bytes -> 8 low-nibble and 8 high-nibble values, minus 8, as f32. */
@@ -77,14 +50,8 @@ INLINE2 void q4_16(const uint8_t *p, __m256 *lo, __m256 *hi)
 AVX2 static void avx2_dot_q4(const float *x, const uint8_t *w, size_t rb, const void *scales, size_t sc, size_t G,
                              size_t K, size_t nr, float *out)
 {
-    const uint8_t *r[CPU_Q_ROWS];
-    size_t srow[CPU_Q_ROWS];
-    for (size_t j = 0; j < CPU_Q_ROWS; j++) {
-        size_t jj = j < nr ? j : 0;
-        r[j] = w + jj * rb;
-        srow[j] = jj * sc;
-    }
-    const uint8_t *r0 = r[0], *r1 = r[1], *r2 = r[2], *r3 = r[3];
+    const cpu_q4_rowset rs = cpu_q4_rows(w, rb, sc, nr);
+    const uint8_t *r0 = rs.r[0], *r1 = rs.r[1], *r2 = rs.r[2], *r3 = rs.r[3];
     const size_t half = G / 2, full = K / G;
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     for (size_t g = 0; g < full; g++) {
@@ -98,19 +65,13 @@ AVX2 static void avx2_dot_q4(const float *x, const uint8_t *w, size_t rb, const 
             Q4_ROW(g2v, r2);
             Q4_ROW(g3v, r3);
         }
-        a0 = _mm256_fmadd_ps(g0v, _mm256_set1_ps(f16_at(scales, srow[0] + g)), a0);
-        a1 = _mm256_fmadd_ps(g1v, _mm256_set1_ps(f16_at(scales, srow[1] + g)), a1);
-        a2 = _mm256_fmadd_ps(g2v, _mm256_set1_ps(f16_at(scales, srow[2] + g)), a2);
-        a3 = _mm256_fmadd_ps(g3v, _mm256_set1_ps(f16_at(scales, srow[3] + g)), a3);
+        a0 = _mm256_fmadd_ps(g0v, _mm256_set1_ps(cpu_f16c_at(scales, rs.srow[0] + g)), a0);
+        a1 = _mm256_fmadd_ps(g1v, _mm256_set1_ps(cpu_f16c_at(scales, rs.srow[1] + g)), a1);
+        a2 = _mm256_fmadd_ps(g2v, _mm256_set1_ps(cpu_f16c_at(scales, rs.srow[2] + g)), a2);
+        a3 = _mm256_fmadd_ps(g3v, _mm256_set1_ps(cpu_f16c_at(scales, rs.srow[3] + g)), a3);
     }
     float sums[CPU_Q_ROWS] = {hsum8(a0), hsum8(a1), hsum8(a2), hsum8(a3)};
-    for (size_t j = 0; j < nr; j++) {
-        float s = sums[j];
-        if (full * G < K)
-            s += cpu_q4_group_dot(x + full * G, r[j] + full * half, G, K - full * G) *
-                 f16_at(scales, srow[j] + full);
-        out[j] = s;
-    }
+    cpu_q4_finish(x, &rs, scales, G, K, nr, sums, out);
 }
 
 const cpu_qkernels cpu_qkernels_avx2 = {

@@ -6,18 +6,9 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
-#include <string.h>
 
 #define A512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
 #define INLINE512 static inline __attribute__((always_inline)) A512
-
-/* An f16 scale (any alignment) by F16C. */
-INLINE512 float f16_at(const void *p, size_t i)
-{
-    uint16_t h;
-    memcpy(&h, (const char *)p + i * 2, 2);
-    return _cvtsh_ss(h);
-}
 
 INLINE512 __m512 q8_16(const int8_t *p, __mmask16 m)
 {
@@ -27,8 +18,7 @@ INLINE512 __m512 q8_16(const int8_t *p, __mmask16 m)
 A512 static void avx512_dot_q8(const float *x, const int8_t *w, size_t K, size_t nr, const void *scales, float *out)
 {
     const int8_t *r[CPU_Q_ROWS];
-    for (size_t j = 0; j < CPU_Q_ROWS; j++)
-        r[j] = w + (j < nr ? j : 0) * K;
+    cpu_q8_rows(w, K, nr, r);
     __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     size_t k = 0;
     for (; k + 16 <= K; k += 16) {
@@ -48,11 +38,7 @@ A512 static void avx512_dot_q8(const float *x, const int8_t *w, size_t K, size_t
     }
     float sums[CPU_Q_ROWS] = {_mm512_reduce_add_ps(a0), _mm512_reduce_add_ps(a1), _mm512_reduce_add_ps(a2),
                               _mm512_reduce_add_ps(a3)};
-    for (size_t j = 0; j < nr; j++) {
-        float s;
-        memcpy(&s, (const char *)scales + j * 4, 4);
-        out[j] = sums[j] * s;
-    }
+    cpu_q8_finish(x, r, K, K, scales, nr, sums, out);
 }
 
 /* Scales of one row converted once per call (f16 -> f32), read back with a broadcast from memory,
@@ -72,14 +58,8 @@ A512 static void avx512_dot_q8(const float *x, const int8_t *w, size_t K, size_t
 A512 static void avx512_dot_q4(const float *x, const uint8_t *w, size_t rb, const void *scales, size_t sc, size_t G,
                                size_t K, size_t nr, float *out)
 {
-    const uint8_t *r[CPU_Q_ROWS];
-    size_t srow[CPU_Q_ROWS];
-    for (size_t j = 0; j < CPU_Q_ROWS; j++) {
-        size_t jj = j < nr ? j : 0;
-        r[j] = w + jj * rb;
-        srow[j] = jj * sc;
-    }
-    const uint8_t *r0 = r[0], *r1 = r[1], *r2 = r[2], *r3 = r[3];
+    const cpu_q4_rowset rs = cpu_q4_rows(w, rb, sc, nr);
+    const uint8_t *r0 = rs.r[0], *r1 = rs.r[1], *r2 = rs.r[2], *r3 = rs.r[3];
     const size_t half = G / 2, full = K / G;
     const __m512 lut = _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
     __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
@@ -88,7 +68,7 @@ A512 static void avx512_dot_q4(const float *x, const uint8_t *w, size_t rb, cons
         size_t g1 = full - g0 < Q4_SCALE_CHUNK ? full : g0 + Q4_SCALE_CHUNK;
         for (size_t j = 0; j < CPU_Q_ROWS; j++)
             for (size_t g = g0; g < g1; g++)
-                sbuf[j][g - g0] = f16_at(scales, srow[j] + g);
+                sbuf[j][g - g0] = cpu_f16c_at(scales, rs.srow[j] + g);
         for (size_t g = g0; g < g1; g++) {
             const float *xg = x + g * G;
             __m512 g0v = _mm512_setzero_ps(), g1v = g0v, g2v = g0v, g3v = g0v;
@@ -108,13 +88,7 @@ A512 static void avx512_dot_q4(const float *x, const uint8_t *w, size_t rb, cons
     }
     float sums[CPU_Q_ROWS] = {_mm512_reduce_add_ps(a0), _mm512_reduce_add_ps(a1), _mm512_reduce_add_ps(a2),
                               _mm512_reduce_add_ps(a3)};
-    for (size_t j = 0; j < nr; j++) {
-        float s = sums[j];
-        if (full * G < K)
-            s += cpu_q4_group_dot(x + full * G, r[j] + full * half, G, K - full * G) *
-                 f16_at(scales, srow[j] + full);
-        out[j] = s;
-    }
+    cpu_q4_finish(x, &rs, scales, G, K, nr, sums, out);
 }
 
 const cpu_qkernels cpu_qkernels_avx512 = {

@@ -3,9 +3,9 @@
  *  - small M (decode): the dot kernels (kern_q8q4_*.c) read the quantized rows directly, four
  *    weight rows per call; threads split N. Weight bytes are streamed once per call, which is
  *    where the 2x (int8) / ~3.5x (int4) fewer bytes than bf16 turn into speed.
- *  - large M (prefill): compute-bound, so a (64-row, 1024-column) block of W is dequantized once
- *    into per-thread f32 scratch and multiplied with the float kernels' packed 4x4 tiles; tasks
- *    are (N block, M chunk) pairs as in matmul.c. */
+ *  - large M (prefill): compute-bound, so packed_gemm.c dequantizes a (64-row, 1024-column) block
+ *    of W once into per-thread f32 scratch and multiplies it with the float kernels' packed tiles,
+ *    as for float weights. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,11 +13,10 @@
 #include "common/error.h"
 #include "ops/cpu/cpu_internal.h"
 #include "ops/cpu/kern_q8q4.h"
+#include "ops/cpu/packed_gemm.h"
 #include "quant/quant.h"
 
 #define Q_SMALL_M 8
-#define Q_BLOCK_N 64
-#define Q_BLOCK_K 1024 /* a multiple of every int4 group size */
 
 struct qlin_job {
     const cpu_kernels *k;
@@ -32,8 +31,6 @@ struct qlin_job {
     size_t rb, sc; /* bytes of a row of values, scales per row */
     const uint8_t *xprep; /* VNNI int4 path: the x rows prepared (kern_q4_vnni.c), prep_stride apart */
     size_t prep_stride;
-    float *scratch;
-    size_t scratch_stride, m_chunk, n_blocks;
 };
 
 /* Decode path: weight rows [t0*4, t1*4) against every x row. */
@@ -65,8 +62,9 @@ static void direct_range(void *p, size_t t0, size_t t1, int thread)
 
 /* Elements [k0, k0 + n) of weight row `row` as f32 into dst (k0 a multiple of the group size):
  * emu2_dequant_row's values, one scale conversion per group instead of per element. */
-static void dequant_block(const struct qlin_job *j, size_t row, size_t k0, size_t n, float *dst)
+static void dequant_block(const void *p, size_t row, size_t k0, size_t n, float *dst)
 {
+    const struct qlin_job *j = p;
     if (j->W->format == EMU2_WEIGHT_Q8) {
         emu2_dequant_row(j->W, j->K, row, k0, n, dst);
         return;
@@ -88,91 +86,10 @@ static void dequant_block(const struct qlin_job *j, size_t row, size_t k0, size_
     }
 }
 
-/* Prefill path: one task = one N block x one chunk of M rows. */
-static void packed_task(void *p, size_t task, int thread)
-{
-    const struct qlin_job *j = p;
-    size_t nb = task % j->n_blocks, mc = task / j->n_blocks;
-    size_t n0 = nb * Q_BLOCK_N, n1 = n0 + Q_BLOCK_N < j->N ? n0 + Q_BLOCK_N : j->N;
-    size_t m0 = mc * j->m_chunk, m1 = m0 + j->m_chunk < j->M ? m0 + j->m_chunk : j->M;
-    size_t rows = n1 - n0, rows_pad = (rows + CPU_TILE_N - 1) / CPU_TILE_N * CPU_TILE_N;
-    float *bp = j->scratch + (size_t)thread * j->scratch_stride; /* [Q_BLOCK_N][Q_BLOCK_K] */
-    float *ap = bp + (size_t)Q_BLOCK_N * Q_BLOCK_K;             /* [CPU_TILE_M][Q_BLOCK_K] */
-    float c[CPU_TILE_M * CPU_TILE_N];
-
-    for (size_t m = m0; m < m1; m++) {
-        float *yr = j->y + m * j->ldy;
-        for (size_t n = n0; n < n1; n++)
-            yr[n] = j->bias ? cpu_vec_elem(j->bias, n) : 0.0f;
-    }
-    for (size_t k0 = 0; k0 < j->K; k0 += Q_BLOCK_K) {
-        size_t kl = j->K - k0 < Q_BLOCK_K ? j->K - k0 : Q_BLOCK_K;
-        size_t kp = (kl + CPU_KPAD - 1) / CPU_KPAD * CPU_KPAD;
-        for (size_t r = 0; r < rows_pad; r++) {
-            float *dst = bp + r * kp;
-            if (r < rows) {
-                dequant_block(j, n0 + r, k0, kl, dst);
-                memset(dst + kl, 0, (kp - kl) * sizeof(float));
-            } else {
-                memset(dst, 0, kp * sizeof(float));
-            }
-        }
-        for (size_t m = m0; m < m1; m += CPU_TILE_M) {
-            size_t mr = m1 - m < CPU_TILE_M ? m1 - m : CPU_TILE_M;
-            const float *at = j->x + m * j->ldx + k0;
-            size_t lda = j->ldx;
-            if (mr < CPU_TILE_M || kl != kp) { /* ragged tile: copy and zero-pad */
-                for (size_t i = 0; i < CPU_TILE_M; i++) {
-                    float *dst = ap + i * kp;
-                    if (i < mr) {
-                        memcpy(dst, j->x + (m + i) * j->ldx + k0, kl * sizeof(float));
-                        memset(dst + kl, 0, (kp - kl) * sizeof(float));
-                    } else {
-                        memset(dst, 0, kp * sizeof(float));
-                    }
-                }
-                at = ap;
-                lda = kp;
-            }
-            for (size_t r = 0; r < rows; r += CPU_TILE_N) {
-                size_t nr = rows - r < CPU_TILE_N ? rows - r : CPU_TILE_N;
-                j->k->tile_packed(at, lda, bp + r * kp, kp, c);
-                for (size_t i = 0; i < mr; i++) {
-                    float *yr = j->y + (m + i) * j->ldy + n0 + r;
-                    for (size_t q = 0; q < nr; q++)
-                        yr[q] += c[i * CPU_TILE_N + q];
-                }
-            }
-        }
-    }
-}
-
 emu2_status cpu_linear_quant(emu2_backend *be, size_t M, size_t K, size_t N, const float *x, size_t x_stride,
                              const emu2_op_weight *W, const emu2_tensor_view *bias, float *y, size_t y_stride,
                              emu2_error *err)
 {
-    static const char op[] = "linear";
-    if (M == 0 || K == 0 || N == 0)
-        return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "%s: empty shape M=%zu K=%zu N=%zu", op, M, K, N);
-    if (!x || !y || !W)
-        return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "%s: NULL x, y or weight", op);
-    if (x_stride < K || y_stride < N)
-        return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "%s: row strides x=%zu y=%zu are narrower than K=%zu N=%zu",
-                         op, x_stride, y_stride, K, N);
-    emu2_status st = emu2_quant_check_weight(W, N, K, err);
-    if (st != EMU2_OK)
-        return emu2_fail_prefix(err, "%s: ", op);
-    size_t xspan, yspan;
-    if (!emu2_mul_size(M - 1, x_stride, &xspan) || !emu2_add_size(xspan, K, &xspan) ||
-        !emu2_mul_size(M - 1, y_stride, &yspan) || !emu2_add_size(yspan, N, &yspan) || xspan > SIZE_MAX / 4 ||
-        yspan > SIZE_MAX / 4)
-        return emu2_fail(err, EMU2_ERR_LIMIT, "%s: buffer extent overflows", op);
-    const char *xa = (const char *)x, *ya = (const char *)y;
-    if (xa < ya + yspan * 4 && ya < xa + xspan * 4)
-        return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "%s: output overlaps input", op);
-    if ((st = cpu_check_vector(op, "bias", bias, N, 0, err)) != EMU2_OK)
-        return st;
-
     cpu_backend *cb = cpu_of(be);
     emu2_quant_spec spec = {.format = W->format, .group = W->group};
     struct qlin_job j = {.k = cb->k, .qk = cpu_qkernels_for(cb->k->isa), .W = W, .M = M, .K = K, .N = N, .x = x,
@@ -196,19 +113,7 @@ emu2_status cpu_linear_quant(emu2_backend *be, size_t M, size_t K, size_t N, con
         cpu_parallel_for(cb, (N + CPU_Q_ROWS - 1) / CPU_Q_ROWS, 4, direct_range, &j);
         return EMU2_OK;
     }
-    j.scratch = cpu_scratch(cb, (size_t)Q_BLOCK_N * Q_BLOCK_K + (size_t)CPU_TILE_M * Q_BLOCK_K, err);
-    if (!j.scratch)
-        return err ? err->status : EMU2_ERR_NOMEM;
-    j.scratch_stride = cpu_scratch_stride(cb);
-    j.n_blocks = (N + Q_BLOCK_N - 1) / Q_BLOCK_N;
-    size_t want = 2 * (size_t)cb->base.threads, m_chunks = 1;
-    if (j.n_blocks < want)
-        m_chunks = (want + j.n_blocks - 1) / j.n_blocks;
-    size_t m_tiles = (M + CPU_TILE_M - 1) / CPU_TILE_M;
-    if (m_chunks > m_tiles)
-        m_chunks = m_tiles;
-    j.m_chunk = (m_tiles + m_chunks - 1) / m_chunks * CPU_TILE_M;
-    m_chunks = (M + j.m_chunk - 1) / j.m_chunk;
-    cpu_pool_run(cb->pool, j.n_blocks * m_chunks, packed_task, &j);
-    return EMU2_OK;
+    cpu_packed_gemm g = {.M = M, .K = K, .N = N, .x = x, .ldx = x_stride, .bias = bias, .y = y, .ldy = y_stride,
+                         .weight_rows = dequant_block, .weight_ctx = &j};
+    return cpu_packed_gemm_run(cb, &g, err);
 }

@@ -53,28 +53,10 @@ static void rmsnorm_rows(void *p, size_t r0, size_t r1, int thread)
     }
 }
 
-static emu2_status check_common(const char *op, size_t rows, size_t n, const float *x, const float *y, float eps,
-                                emu2_error *err)
-{
-    if (rows == 0 || n == 0)
-        return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "%s: empty shape rows=%zu n=%zu", op, rows, n);
-    if (!x || !y)
-        return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "%s: NULL x or y", op);
-    if (!(eps >= 0) || isinf(eps))
-        return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "%s: eps must be a finite value >= 0", op);
-    if (rows > SIZE_MAX / 4 / n)
-        return emu2_fail(err, EMU2_ERR_LIMIT, "%s: %zu x %zu is too large", op, rows, n);
-    return EMU2_OK;
-}
-
 emu2_status cpu_layernorm(emu2_backend *be, size_t rows, size_t n, const float *x, const emu2_tensor_view *weight,
                           const emu2_tensor_view *bias, float eps, float *y, emu2_error *err)
 {
-    emu2_status st = check_common("layernorm", rows, n, x, y, eps, err);
-    if (st == EMU2_OK)
-        st = cpu_check_vector("layernorm", "weight", weight, n, 1, err);
-    if (st == EMU2_OK)
-        st = cpu_check_vector("layernorm", "bias", bias, n, 0, err);
+    emu2_status st = emu2_check_norm_args("layernorm", rows, n, x, y, eps, weight, bias, NULL, err);
     if (st != EMU2_OK)
         return st;
     struct norm_job j = {n, x, weight, bias, eps, y};
@@ -85,9 +67,7 @@ emu2_status cpu_layernorm(emu2_backend *be, size_t rows, size_t n, const float *
 emu2_status cpu_rmsnorm(emu2_backend *be, size_t rows, size_t n, const float *x, const emu2_tensor_view *weight,
                         float eps, float *y, emu2_error *err)
 {
-    emu2_status st = check_common("rmsnorm", rows, n, x, y, eps, err);
-    if (st == EMU2_OK)
-        st = cpu_check_vector("rmsnorm", "weight", weight, n, 1, err);
+    emu2_status st = emu2_check_norm_args("rmsnorm", rows, n, x, y, eps, weight, NULL, NULL, err);
     if (st != EMU2_OK)
         return st;
     struct norm_job j = {n, x, weight, NULL, eps, y};

@@ -6,8 +6,6 @@
 #include "common/error.h"
 #include "ops/cpu/cpu_internal.h"
 
-#define ROPE_MAX_HALF 512
-
 struct rope_job {
     size_t n_heads, half;
     float *x;
@@ -21,7 +19,7 @@ static void rope_rows(void *p, size_t r0, size_t r1, int thread)
 {
     (void)thread;
     const struct rope_job *j = p;
-    float cs[ROPE_MAX_HALF], sn[ROPE_MAX_HALF];
+    float cs[EMU2_ROPE_MAX_HALF], sn[EMU2_ROPE_MAX_HALF];
     for (size_t r = r0; r < r1; r++) {
         float fpos = (float)j->pos[r];
         for (size_t i = 0; i < j->half; i++) {
@@ -50,31 +48,12 @@ static void rope_rows(void *p, size_t r0, size_t r1, int thread)
 emu2_status cpu_rope(emu2_backend *be, size_t rows, size_t n_heads, size_t head_dim, float *x, size_t stride,
                      const int32_t *positions, float theta, unsigned flags, emu2_error *err)
 {
-    static const char op[] = "rope";
-    if (rows == 0 || n_heads == 0 || head_dim == 0)
-        return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "%s: empty shape", op);
-    if (!x || !positions)
-        return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "%s: NULL x or positions", op);
-    if (head_dim % 2 || head_dim / 2 > ROPE_MAX_HALF)
-        return emu2_fail(err, EMU2_ERR_UNSUPPORTED, "%s: head_dim %zu must be even and at most %d", op, head_dim,
-                         2 * ROPE_MAX_HALF);
-    if (n_heads > SIZE_MAX / head_dim || stride < n_heads * head_dim)
-        return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "%s: row stride %zu is narrower than %zu heads x %zu", op,
-                         stride, n_heads, head_dim);
-    if (rows - 1 > (SIZE_MAX / 4 - n_heads * head_dim) / stride)
-        return emu2_fail(err, EMU2_ERR_LIMIT, "%s: buffer extent overflows", op);
-    if (!(theta > 1.0f) || isinf(theta))
-        return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "%s: theta must be finite and > 1", op);
-    if (flags & ~EMU2_ROPE_TABLE_BF16)
-        return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "%s: unknown flags 0x%x", op, flags);
-    for (size_t r = 0; r < rows; r++)
-        if (positions[r] < 0)
-            return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "%s: position %d of row %zu is negative", op,
-                             (int)positions[r], r);
-    float inv_freq[ROPE_MAX_HALF];
+    emu2_status st = emu2_check_rope_args(rows, n_heads, head_dim, x, stride, positions, theta, flags, err);
+    if (st != EMU2_OK)
+        return st;
+    float inv_freq[EMU2_ROPE_MAX_HALF];
     size_t half = head_dim / 2;
-    for (size_t i = 0; i < half; i++) /* f32 steps, as torch does them */
-        inv_freq[i] = 1.0f / powf(theta, (float)(2 * i) / (float)head_dim);
+    emu2_rope_inv_freq(theta, head_dim, inv_freq);
     struct rope_job j = {n_heads, half, x, stride, positions, inv_freq, (flags & EMU2_ROPE_TABLE_BF16) != 0};
     cpu_parallel_for(cpu_of(be), rows, 1 + 4096 / (n_heads * head_dim), rope_rows, &j);
     return EMU2_OK;

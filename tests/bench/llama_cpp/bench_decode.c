@@ -18,6 +18,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "../bench_util.h"
+
 #include "emu2.h"
 
 #define MAX_REPEATS 64
@@ -35,19 +37,12 @@ typedef struct token_log {
     int n;
 } token_log;
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static int on_token(void *user, int32_t id, const char *piece)
 {
     (void)piece;
     token_log *log = user;
     if (log->n < MAX_TOKENS) {
-        log->t[log->n] = now();
+        log->t[log->n] = bench_now();
         log->id[log->n] = id;
         log->n++;
     }
@@ -152,17 +147,11 @@ static void print_ids(const char *key, const int32_t *ids, size_t n)
     printf("]");
 }
 
-static int cmp_double(const void *x, const void *y)
-{
-    double a = *(const double *)x, b = *(const double *)y;
-    return a < b ? -1 : a > b;
-}
-
 static void emit(const args *a, const char *bench, int items, const double *t, int n, const token_log *last)
 {
     double s[MAX_REPEATS];
     memcpy(s, t, (size_t)n * sizeof *s);
-    qsort(s, (size_t)n, sizeof *s, cmp_double);
+    qsort(s, (size_t)n, sizeof *s, bench_cmp_double);
     double med = n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
     printf("{\"impl\":\"emu2\",\"bench\":\"%s\",\"weights\":\"%s\",\"quant\":\"%s\",\"threads\":%d,"
            "\"unit\":\"tokens/s\",\"items\":%d,\"times_s\":[",
@@ -265,7 +254,7 @@ int main(int argc, char **argv)
         goto done;
     double prefill[MAX_REPEATS], decode[MAX_REPEATS];
     for (int r = 0; r < a.repeats; r++) {
-        double t0 = now();
+        double t0 = bench_now();
         if (!generate(m, prompt, a.gen, &log))
             goto done;
         prefill[r] = log.t[0] - t0;

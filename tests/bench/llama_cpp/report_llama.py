@@ -5,11 +5,13 @@ rounding flips a near-tie).
 
     python report_llama.py RESULTS.jsonl [--markdown]
 """
-import argparse
-import json
+import os
 import statistics
 import sys
 from collections import defaultdict
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from report import args_and_records, print_table  # noqa: E402  (tests/bench/report.py)
 
 # the engine's side (its weights, or its quantization) -> the llama.cpp GGUF types it is compared with
 PEERS = {"f32": ["f32"], "bf16": ["bf16", "f16"], "int8": ["q8_0"]}  # every "int4*" preset -> q4_0
@@ -18,11 +20,6 @@ ORDER = ["f32", "bf16", "int8", "int4-g32", "int4"]
 
 def peers(label):
     return ["q4_0"] if label.startswith("int4") else PEERS.get(label, [])
-
-
-def load(path):
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.startswith("{")]
 
 
 def emu2_label(weights, quant):
@@ -43,11 +40,7 @@ def common_prefix(a, b):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("results")
-    ap.add_argument("--markdown", action="store_true")
-    a = ap.parse_args()
-    recs = load(a.results)
+    a, recs = args_and_records()
     samples = defaultdict(list)  # (model, threads, side, bench) -> tokens/s samples
     ids = {}                     # (model, threads, side) -> generated ids of the last run
     missing = {}                 # (model, threads, side) -> why not measured
@@ -65,7 +58,6 @@ def main():
         samples[key + (r["bench"],)] += [r["items"] / t for t in r["times_s"] if t > 0]
         if "generated_ids" in r:
             ids[key] = r["generated_ids"]
-    sep = " | " if a.markdown else "  "
     head = ["model", "thr", "measure", "emu2", "emu2 tokens/s (median, min..max)", "llama.cpp",
             "llama.cpp tokens/s (median, min..max)", "emu2/llama.cpp"]
     rows, agree = [], []
@@ -98,15 +90,7 @@ def main():
                                  f"first difference ({sum(p == q for p, q in zip(x, y))} equal positions)")
     if not rows:
         sys.exit("report_llama: no measurements in " + a.results)
-    if a.markdown:
-        print("| " + sep.join(head) + " |")
-        print("|" + "---|" * len(head))
-        for r in rows:
-            print("| " + sep.join(r) + " |")
-    else:
-        width = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
-        for r in [head] + rows:
-            print(sep.join(c.ljust(w) for c, w in zip(r, width)).rstrip())
+    print_table(head, rows, a.markdown, strip=True)
     print()
     for r in recs:  # the machine's load when the run started and ended (the numbers depend on it)
         if r.get("bench") == "load":
