@@ -7,7 +7,7 @@
 . tests/cli/lib.sh
 build=${EMU2_BUILD:-$(pwd)/build}
 pg_bin=/usr/lib/postgresql/15/bin
-scripts=(test_regress test_concurrency test_cancel test_worker_restart test_hostile)
+scripts=(test_regress test_concurrency test_cancel test_worker_restart test_hostile test_gen_image)
 if [ ! -x "$pg_bin/postgres" ] || [ ! -x "$pg_bin/pg_config" ]; then
     skip "PostgreSQL extension" "PostgreSQL 15 is not installed (postgresql-15, postgresql-server-dev-15)"
     finish; exit
