@@ -76,4 +76,27 @@ expect_err "bad option value" "num-beams needs an integer" "$EMU2" generate -m "
 expect_err "unknown option" "unknown option" "$EMU2" describe -m "$model" --frobnicate "${imgs[0]}"
 expect_err "generate without --prompt" "prompt is required" "$EMU2" generate -m "$model" "${imgs[0]}"
 expect_err "unknown device" "unknown device" "$EMU2" describe -m "$model" --device tpu "${imgs[0]}"
+
+# describe runs images in batches (emu2_generate_batch): any batch size gives the one-by-one lines, in order,
+# and a bad image fails its own line only
+held=(); for i in 000 001 002 003 004 005 006; do held+=("tests/data/heldout/$i.jpg"); done
+"$EMU2" describe -m "$model" --prompt '' --batch 1 "${held[@]}" >"$tmp/b1" 2>"$tmp/err"
+"$EMU2" describe -m "$model" --prompt '' --batch 3 "${held[@]}" >"$tmp/b3" 2>>"$tmp/err"
+"$EMU2" describe -m "$model" --batch 4 "${held[@]:0:2}" "${imgs[3]}" >"$tmp/d4" 2>>"$tmp/err"
+if [ "$(wc -l <"$tmp/b1")" -eq 7 ] && cmp -s "$tmp/b1" "$tmp/b3"; then ok "describe --batch 3 = --batch 1 (7 images)"
+else fail "describe --batch 3 = --batch 1 (7 images)" "$(paste "$tmp/b1" "$tmp/b3" | head -3) $(cat "$tmp/err")"; fi
+[ "$(sed -n 3p "$tmp/d4")" = "A blue circle with a black 1 in the top left corner." ] \
+    && ok "describe --batch with the default question" || fail "describe --batch with the default question" "$(cat "$tmp/d4")"
+"$EMU2" describe -m "$model" --prompt '' --batch 4 "${held[0]}" "$tmp/x.jpg" "${held[1]}" >"$tmp/bx" 2>"$tmp/err"
+rc=$?
+if [ "$rc" -eq 1 ] && [ "$(cat "$tmp/bx")" = "$(sed -n 1,2p "$tmp/b1")" ] && grep -q "x.jpg" "$tmp/err"; then
+    ok "a bad image in a batch fails its own line only"
+else fail "a bad image in a batch fails its own line only" "rc $rc: $(cat "$tmp/bx" "$tmp/err")"; fi
+expect_err "bad --batch" "batch" "$EMU2" describe -m "$model" --batch 0 "${imgs[0]}"
+
+# --verbose names the device (and why not the GPU); --random-weights needs no checkpoint
+"$EMU2" describe -m "$model" --verbose --prompt '' "${imgs[0]}" >/dev/null 2>"$tmp/err"
+grep -q "device cpu" "$tmp/err" && ok "--verbose names the device" || fail "--verbose names the device" "$(cat "$tmp/err")"
+"$EMU2" describe -m "$tmp/noweights" --random-weights --num-beams 1 --max-new-tokens 4 "${imgs[0]}" >/dev/null 2>"$tmp/err" \
+    && ok "--random-weights on a config-only folder" || fail "--random-weights on a config-only folder" "$(cat "$tmp/err")"
 finish
