@@ -87,6 +87,9 @@ INLINE2 void direct_body(const float *x, size_t ldx, const int mr, const void *w
             xv[i] = _mm256_loadu_ps(x + (size_t)i * ldx + q);
 #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
+            /* the next tile's rows at the same offset (see kern_avx512.c: page-crossing streams) */
+            if (((q * es) & 63) == 0)
+                _mm_prefetch(wr[j] + (4 * ldw + q) * es, _MM_HINT_T0);
             __m256 wv = load_w8(wr[j], dt, q);
 #pragma GCC unroll 2
             for (int i = 0; i < mr; i++)

@@ -88,6 +88,10 @@ INLINE512 void direct_body(const float *x, size_t ldx, const int mr, const void 
             xv[i] = _mm512_maskz_loadu_ps(m, x + (size_t)i * ldx + q);
 #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
+            /* the next tile's rows at the same offset: the four 1-row streams of a tile start a new page
+             * every row, which the hardware prefetchers only pick up late (prefetches never fault) */
+            if (((q * es) & 63) == 0)
+                _mm_prefetch(wr[j] + (4 * ldw + q) * es, _MM_HINT_T0);
             __m512 wv = load_w16(wr[j], dt, q, m);
 #pragma GCC unroll 4
             for (int i = 0; i < mr; i++)

@@ -130,6 +130,11 @@ VNNI void cpu_q4_vnni_dot(const void *prep, const uint8_t *w, size_t rb, const v
         __m512i xs = _mm512_loadu_si512(p + 128);
         __m512 sxv = _mm512_loadu_ps((const float *)(const void *)(p + 192));
         size_t g_first = off * 2 / G;
+        /* the next 4 rows at the same offset: one page per row defeats the hardware prefetchers */
+        _mm_prefetch((const char *)(r0 + 4 * rb + off), _MM_HINT_T0);
+        _mm_prefetch((const char *)(r1 + 4 * rb + off), _MM_HINT_T0);
+        _mm_prefetch((const char *)(r2 + 4 * rb + off), _MM_HINT_T0);
+        _mm_prefetch((const char *)(r3 + 4 * rb + off), _MM_HINT_T0);
         ROW(a0, 0);
         ROW(a1, 1);
         ROW(a2, 2);

@@ -22,6 +22,9 @@ A512 static void avx512_dot_q8(const float *x, const int8_t *w, size_t K, size_t
     __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     size_t k = 0;
     for (; k + 16 <= K; k += 16) {
+        if ((k & 63) == 0) /* the next 4 rows at the same offset: one page per row defeats the prefetchers */
+            for (int j = 0; j < CPU_Q_ROWS; j++)
+                _mm_prefetch((const char *)(r[j] + 4 * K + k), _MM_HINT_T0);
         __m512 xv = _mm512_loadu_ps(x + k);
         a0 = _mm512_fmadd_ps(q8_16(r[0] + k, 0xffff), xv, a0);
         a1 = _mm512_fmadd_ps(q8_16(r[1] + k, 0xffff), xv, a1);
@@ -75,6 +78,12 @@ A512 static void avx512_dot_q4(const float *x, const uint8_t *w, size_t rb, cons
             for (size_t c = 0; c < half; c += 16) {
                 __m512 xl = _mm512_loadu_ps(xg + c), xh = _mm512_loadu_ps(xg + half + c);
                 size_t off = g * half + c;
+                if ((off & 63) == 0) { /* the next 4 rows at the same offset (see avx512_dot_q8) */
+                    _mm_prefetch((const char *)(r0 + 4 * rb + off), _MM_HINT_T0);
+                    _mm_prefetch((const char *)(r1 + 4 * rb + off), _MM_HINT_T0);
+                    _mm_prefetch((const char *)(r2 + 4 * rb + off), _MM_HINT_T0);
+                    _mm_prefetch((const char *)(r3 + 4 * rb + off), _MM_HINT_T0);
+                }
                 Q4_ROW(g0v, r0);
                 Q4_ROW(g1v, r1);
                 Q4_ROW(g2v, r2);
