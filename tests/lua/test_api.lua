@@ -329,6 +329,14 @@ else
         T.raises("the model is busy", gen.generate_image, gen, "a red circle", nil, {steps = 2, width = 64,
             height = 64, on_progress = function() gen:close() end})
         T.eq(gen:generate_image("a red circle", nil, opts), png, "still works")
+        -- the requested size, read from the PNG's IHDR (big-endian width, height at bytes 17..24)
+        local wide = assert(gen:generate_image("a red circle", nil, {steps = 2, width = 64, height = 48, seed = 1}))
+        T.eq(string.unpack(">I4", wide, 17), 64, "PNG width")
+        T.eq(string.unpack(">I4", wide, 21), 48, "PNG height")
+        -- bad options are the engine's INVALID_ARGUMENT: misuse, raised
+        T.raises("multiples of 8", gen.generate_image, gen, "x", nil, {steps = 2, width = 60, height = 64})
+        T.raises("steps", gen.generate_image, gen, "x", nil, {steps = 0, width = 64, height = 64})
+        T.raises("guidance", gen.generate_image, gen, "x", nil, {steps = 2, width = 64, height = 64, guidance = -1})
         gen:close()
     end)
 end
