@@ -189,17 +189,24 @@ emu2_status emu2_generate(emu2_model *m, const char *prompt, const emu2_image_by
     return EMU2_OK;
 }
 
+char *emu2_api_describe_prompt(const char *question)
+{
+    const char *q = question ? question : "Describe the image in details:";
+    size_t n = strlen(q) + sizeof "[<IMG_PLH>]";
+    char *full = malloc(n);
+    if (full)
+        snprintf(full, n, "[<IMG_PLH>]%s", q);
+    return full;
+}
+
 emu2_status emu2_describe(emu2_model *m, const void *image, size_t image_size, const char *prompt,
                           const emu2_gen_options *opts, char **text)
 {
     if (!m)
         return EMU2_ERR_INVALID_ARGUMENT;
-    const char *p = prompt ? prompt : "Describe the image in details:";
-    size_t n = strlen(p) + sizeof "[<IMG_PLH>]";
-    char *full = malloc(n);
+    char *full = emu2_api_describe_prompt(prompt);
     if (!full)
         return emu2_model_fail(m, &(emu2_error){EMU2_ERR_NOMEM, "out of memory"});
-    snprintf(full, n, "[<IMG_PLH>]%s", p);
     emu2_image_bytes img = {image, image_size};
     emu2_status st = emu2_generate(m, full, &img, 1, opts, text);
     free(full);

@@ -15,8 +15,6 @@
 #include "generate/text_stream.h"
 #include "model/pipeline.h"
 
-#define DESCRIBE_PROMPT "[<IMG_PLH>]Describe the image in details:"
-
 void emu2_batch_hooks_init(emu2_batch_hooks *h)
 {
     if (!h)
@@ -83,10 +81,14 @@ static int item_cancelled(void *user, size_t item)
 /* Checks, templates, tokenizes and decodes the images of request i. */
 static emu2_status prepare_item(const emu2_model *m, const emu2_request *rq, batch_item *it, emu2_error *err)
 {
-    const char *prompt = rq->prompt ? rq->prompt : DESCRIBE_PROMPT;
     if (rq->n_images && !rq->images)
         return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "images is NULL but n_images is %zu", rq->n_images);
-    emu2_status st = emu2_api_prepare_prompt(m, prompt, rq->n_images, &it->ids, &it->n_ids, err);
+    char *describe = rq->prompt ? NULL : emu2_api_describe_prompt(NULL);
+    if (!rq->prompt && !describe)
+        return emu2_fail(err, EMU2_ERR_NOMEM, "out of memory");
+    emu2_status st = emu2_api_prepare_prompt(m, rq->prompt ? rq->prompt : describe, rq->n_images, &it->ids,
+                                             &it->n_ids, err);
+    free(describe);
     if (st == EMU2_OK)
         st = emu2_api_preprocess_images(m, rq->images, rq->n_images, &it->pixels, err);
     it->n_images = rq->n_images;

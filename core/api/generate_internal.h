@@ -19,6 +19,9 @@ emu2_status emu2_api_prepare_prompt(const struct emu2_model *m, const char *prom
  * when n = 0). Errors name the image ("image 2: ..."). */
 emu2_status emu2_api_preprocess_images(const struct emu2_model *m, const emu2_image_bytes *images, size_t n,
                                        float **out, emu2_error *err);
+/* The prompt of a describe: the image, then the question (NULL = "Describe the image in details:").
+ * malloc'd; NULL when out of memory. */
+char *emu2_api_describe_prompt(const char *question);
 /* emu2_decode_fn for text streams: the model's tokenizer, special tokens skipped (user = tokenizer). */
 emu2_status emu2_api_decode_for_stream(void *user, const int32_t *ids, size_t n, char **text, emu2_error *err);
 

@@ -205,54 +205,44 @@ static void print_result(const gen_args *a, const char *image, const char *text)
     json_decref(o);
 }
 
-/* One caption per image, a->batch images per forward pass; a bad image fails its own line only. */
+static int print_item_piece(void *user, size_t item, int32_t id, const char *piece)
+{
+    (void)item;
+    return print_piece(user, id, piece);
+}
+
+/* One caption per image, a->batch images per forward pass (1 with --stream, so pieces come in order);
+ * a bad image fails its own line only. */
 static int describe_all(gen_args *a, emu2_model *m, const emu2_image_bytes *imgs)
 {
     int rc = 0, per = a->stream ? 1 : a->batch;
     emu2_request *rq = calloc((size_t)per, sizeof *rq);
     emu2_result *res = calloc((size_t)per, sizeof *res);
-    if (!rq || !res) {
-        fprintf(stderr, "emu2 describe: out of memory\n");
-        free(rq);
-        free(res);
-        return 1;
+    /* emu2_describe's prompt rule: the image, then the question (NULL request prompt = the default one) */
+    char *prompt = NULL;
+    if (a->prompt) {
+        size_t len = strlen(a->prompt) + sizeof "[<IMG_PLH>]";
+        if ((prompt = malloc(len)))
+            snprintf(prompt, len, "[<IMG_PLH>]%s", a->prompt);
     }
+    if (!rq || !res || (a->prompt && !prompt)) {
+        fprintf(stderr, "emu2 describe: out of memory\n");
+        rc = 1;
+        goto done;
+    }
+    emu2_batch_hooks hooks;
+    emu2_batch_hooks_init(&hooks);
+    if (a->stream)
+        hooks.on_token = print_item_piece;
     for (int first = 0; first < a->n_images; first += per) {
         int n = a->n_images - first < per ? a->n_images - first : per;
-        if (n == 1) { /* streaming goes through emu2_describe's per-token callback */
-            char *text = NULL;
-            if (emu2_describe(m, imgs[first].data, imgs[first].size, a->prompt, &a->opts, &text) != EMU2_OK) {
-                fprintf(stderr, "emu2 describe: %s: %s\n", a->images[first], emu2_model_last_error(m));
-                rc = 1;
-            } else {
-                print_result(a, a->images[first], text);
-            }
-            emu2_free(text);
-            continue;
-        }
         for (int i = 0; i < n; i++)
-            rq[i] = (emu2_request){NULL, &imgs[first + i], 1};
-        /* emu2_describe's prompt rule: the image, then the question (default when none given) */
-        char *prompt = NULL;
-        if (a->prompt) {
-            size_t len = strlen(a->prompt) + sizeof "[<IMG_PLH>]";
-            if ((prompt = malloc(len)))
-                snprintf(prompt, len, "[<IMG_PLH>]%s", a->prompt);
-            for (int i = 0; i < n; i++)
-                rq[i].prompt = prompt;
-        }
-        if (a->prompt && !prompt) {
-            fprintf(stderr, "emu2 describe: out of memory\n");
-            rc = 1;
-            break;
-        }
-        if (emu2_generate_batch(m, rq, (size_t)n, &a->opts, NULL, res) != EMU2_OK) {
+            rq[i] = (emu2_request){prompt, &imgs[first + i], 1};
+        if (emu2_generate_batch(m, rq, (size_t)n, &a->opts, &hooks, res) != EMU2_OK) {
             fprintf(stderr, "emu2 describe: %s\n", emu2_model_last_error(m));
-            free(prompt);
             rc = 1;
             break;
         }
-        free(prompt);
         for (int i = 0; i < n; i++) {
             if (res[i].status != EMU2_OK) {
                 fprintf(stderr, "emu2 describe: %s: %s\n", a->images[first + i], res[i].message);
@@ -263,6 +253,8 @@ static int describe_all(gen_args *a, emu2_model *m, const emu2_image_bytes *imgs
         }
         emu2_results_clear(res, (size_t)n);
     }
+done:
+    free(prompt);
     free(rq);
     free(res);
     return rc;

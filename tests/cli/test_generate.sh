@@ -46,6 +46,12 @@ g=$("$EMU2" generate -m "$model" --num-beams 1 --prompt "$fewshot" "${imgs[@]}" 
 s=$("$EMU2" generate -m "$model" --num-beams 1 --stream --prompt "$fewshot" "${imgs[@]}" 2>"$tmp/stream")
 [ "$g" = "$s" ] && [ -n "$g" ] && ok "--stream gives the same text" || fail "--stream gives the same text" "'$g' vs '$s'"
 grep -q "top" "$tmp/stream" && ok "--stream prints pieces on stderr" || fail "--stream prints pieces on stderr"
+d=$("$EMU2" describe -m "$model" --num-beams 1 "${imgs[3]}" "${imgs[0]}" 2>/dev/null)
+ds=$("$EMU2" describe -m "$model" --num-beams 1 --stream "${imgs[3]}" "${imgs[0]}" 2>"$tmp/dstream")
+[ "$d" = "$ds" ] && [ "$(wc -l <<<"$d")" -eq 2 ] && ok "describe --stream gives the same lines" \
+    || fail "describe --stream gives the same lines" "'$d' vs '$ds'"
+[ "$(tr -d '\n' <"$tmp/dstream")" = "$(tr -d '\n' <<<"$d")" ] && ok "describe --stream pieces add up to the text" \
+    || fail "describe --stream pieces add up to the text" "$(cat "$tmp/dstream")"
 o=$("$EMU2" generate -m "$model" --num-beams 1 --max-new-tokens 2 --prompt "$fewshot" "${imgs[@]}" 2>&1)
 [ ${#o} -lt ${#g} ] && ok "--max-new-tokens 2 cuts the answer" || fail "--max-new-tokens 2 cuts the answer" "'$o'"
 a=$("$EMU2" generate -m "$model" --sample --num-beams 1 --seed 7 --prompt "$fewshot" "${imgs[@]}" 2>&1)

@@ -82,6 +82,16 @@ static const char *fixture_open_with(fixture *f, emu2_gen_options *o, int beams)
     return fixture_open(f);
 }
 
+/* Opens the fixture or skips the calling test (SKIP returns from it). */
+#define OPEN_OR_SKIP(f, o, beams)                                                                                  \
+    do {                                                                                                           \
+        const char *why_ = fixture_open_with(f, o, beams);                                                         \
+        if (why_) {                                                                                                \
+            fixture_close(f);                                                                                      \
+            SKIP("%s", why_);                                                                                      \
+        }                                                                                                          \
+    } while (0)
+
 /* What emu2_generate gives request i alone (NULL when it fails). */
 static char *alone(fixture *f, size_t i, const emu2_gen_options *o)
 {
@@ -96,11 +106,7 @@ static void check_batch_equals_alone(int beams)
 {
     fixture f;
     emu2_gen_options o;
-    const char *why = fixture_open_with(&f, &o, beams);
-    if (why) {
-        fixture_close(&f);
-        SKIP("%s", why);
-    }
+    OPEN_OR_SKIP(&f, &o, beams);
     emu2_result res[N_HELD + 3];
     CHECK(emu2_generate_batch(f.m, f.rq, f.n, &o, NULL, res) == EMU2_OK);
     for (size_t i = 0; i < N_HELD + 1; i++) {
@@ -163,11 +169,7 @@ static void check_hooks(int beams)
 {
     fixture f;
     emu2_gen_options o;
-    const char *why = fixture_open_with(&f, &o, beams);
-    if (why) {
-        fixture_close(&f);
-        SKIP("%s", why);
-    }
+    OPEN_OR_SKIP(&f, &o, beams);
     hook_state h;
     memset(&h, 0, sizeof h);
     emu2_batch_hooks hooks;
@@ -221,14 +223,10 @@ static int cancel_all(void *user, size_t item)
 TEST(whole_batch_errors_and_edges)
 {
     fixture f;
-    const char *why = fixture_open(&f);
-    if (why) {
-        fixture_close(&f);
-        SKIP("%s", why);
-    }
+    emu2_gen_options o;
+    OPEN_OR_SKIP(&f, &o, 1);
     emu2_result res[N_HELD + 3];
     /* bad options fail the call and every result says why */
-    emu2_gen_options o;
     emu2_gen_options_init(&o);
     o.max_new_tokens = 0;
     CHECK(emu2_generate_batch(f.m, f.rq, f.n, &o, NULL, res) == EMU2_ERR_INVALID_ARGUMENT);
