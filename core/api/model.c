@@ -43,7 +43,7 @@ static uint64_t stored_param_count(const emu2_checkpoint *ck)
     uint64_t n = 0;
     for (size_t f = 0; f < ck->n_files; f++)
         for (size_t i = 0; i < ck->files[f].n_stored; i++)
-            n += emu2_tensor_numel(&ck->files[f].stored[i].view);
+            n += emu2_param_count(ck->files[f].stored[i].name, &ck->files[f].stored[i].view);
     return n;
 }
 

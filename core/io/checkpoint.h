@@ -56,4 +56,8 @@ const emu2_ckpt_tensor *emu2_checkpoint_find(const emu2_checkpoint *ck, const ch
  * to ignore (rotary_emb.inv_freq), 2 for a fused qkv.bias (buf = the block's "…attn." prefix), else 1. */
 int emu2_canonical_name(const char *stored, char *buf, size_t size);
 
+/* Model parameters held by one stored tensor: its elements, except that a quantized linear's
+ * NAME.qweight counts its logical weights (two per byte for int4) and NAME.scales counts none. */
+uint64_t emu2_param_count(const char *name, const emu2_tensor_view *v);
+
 #endif

@@ -126,7 +126,7 @@ static void summarize(const emu2_checkpoint *ck, emu2_inspect_result *r)
     r->fused_qkv_bias = ck->fused_qkv_bias;
     for (size_t i = 0; i < ck->n_tensors; i++) {
         const emu2_tensor_view *v = &ck->tensors[i].view;
-        uint64_t numel = emu2_tensor_numel(v); /* numel * dtype size was checked by the reader */
+        uint64_t numel = emu2_param_count(ck->tensors[i].name, v); /* sizes were checked by the reader */
         r->params[emu2_component_of(ck->tensors[i].name)] += numel;
         r->n_params += numel;
         r->bytes += v->nbytes;

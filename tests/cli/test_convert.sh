@@ -25,6 +25,10 @@ grep -q '"emu2_quant": "int4"' "$tmp/q4/model.safetensors.index.json" && ok "the
 [ -s "$tmp/err" ] && fail "no progress bar when stderr is not a terminal" "$(head -c 200 "$tmp/err")" ||
     ok "no progress bar when stderr is not a terminal"
 expect_ok "emu2 inspect accepts the converted folder" "$EMU2" inspect "$tmp/q4"
+total_of() { "$EMU2" inspect "$1" 2>/dev/null | awk '$1 == "total" { print $2 }'; }
+src_total=$(total_of "$model"); q4_total=$(total_of "$tmp/q4")
+[ -n "$src_total" ] && [ "$q4_total" = "$src_total" ] && ok "inspect counts the int4 folder's parameters as the source's ($src_total)" ||
+    fail "inspect counts the int4 folder's parameters as the source's" "source '$src_total', int4 '$q4_total'"
 got=$("$EMU2" generate -m "$tmp/q4" --threads 2 --prompt "$fewshot" "${imgs[@]}" 2>&1)
 [ "$got" = "$want" ] && ok "converted int4 model answers the seed prompt" || fail "converted int4 model answers the seed prompt" "$got"
 for q in int8 int4; do
