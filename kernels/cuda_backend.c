@@ -265,6 +265,8 @@ static void cuda_destroy(emu2_backend *be)
             cudaFree(cb->scratch[i]);
     if (cb->lt_workspace)
         cudaFree(cb->lt_workspace);
+    if (cb->handoff)
+        cudaEventDestroy(cb->handoff);
     if (cb->lt)
         cublasLtDestroy(cb->lt);
     if (cb->blas)
@@ -272,6 +274,53 @@ static void cuda_destroy(emu2_backend *be)
     if (cb->stream)
         cudaStreamDestroy(cb->stream);
     free(cb);
+}
+
+/* ---------------------------------------------------------------- layer split */
+
+/* Lets device `from` read and write GPU `to`'s memory (once per pair). */
+static emu2_status enable_peer(cuda_backend *from, int to, emu2_error *err)
+{
+    if (from->device == to || (to < 64 && (from->peers_enabled >> to & 1)))
+        return EMU2_OK;
+    int can = 0;
+    cudaError_t e = cudaDeviceCanAccessPeer(&can, from->device, to);
+    if (e != cudaSuccess)
+        return cuda_fail(err, e, "peer access query");
+    if (!can)
+        return emu2_fail(err, EMU2_ERR_UNSUPPORTED,
+                         "cuda backend: GPU %d cannot access GPU %d's memory (no peer access); the layer split needs it",
+                         from->device, to);
+    cudaSetDevice(from->device);
+    e = cudaDeviceEnablePeerAccess(to, 0);
+    if (e == cudaErrorPeerAccessAlreadyEnabled)
+        (void)cudaGetLastError();
+    else if (e != cudaSuccess)
+        return cuda_fail(err, e, "enabling peer access");
+    if (to < 64)
+        from->peers_enabled |= (uint64_t)1 << to;
+    return EMU2_OK;
+}
+
+/* be's stream waits for everything issued so far on other's (any GPU), peer access both ways. */
+static emu2_status cuda_wait_for(emu2_backend *be, emu2_backend *other, emu2_error *err)
+{
+    if (!other || other == be)
+        return EMU2_OK;
+    if (other->ops != be->ops)
+        return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "cuda backend: wait_for another kind of backend");
+    cuda_backend *cb = cuda_of(be), *ob = cuda_of(other);
+    emu2_status st;
+    if ((st = enable_peer(cb, ob->device, err)) != EMU2_OK || (st = enable_peer(ob, cb->device, err)) != EMU2_OK)
+        return st;
+    cudaError_t e;
+    cuda_use(ob);
+    if ((e = cudaEventRecord(ob->handoff, ob->stream)) != cudaSuccess)
+        return cuda_fail(err, e, "handoff event");
+    cuda_use(cb);
+    if ((e = cudaStreamWaitEvent(cb->stream, ob->handoff, 0)) != cudaSuccess)
+        return cuda_fail(err, e, "handoff wait");
+    return EMU2_OK;
 }
 
 static const emu2_ops cuda_ops = {
@@ -305,6 +354,7 @@ static const emu2_ops cuda_ops = {
     .silu = cuda_silu,
     .mul = cuda_mul,
     .add_row_vector = cuda_add_row_vector,
+    .wait_for = cuda_wait_for,
 };
 
 /* Why no GPU can be used, in the words emu2 reports ("cpu (cuda unavailable: ...)"). */
@@ -325,6 +375,8 @@ static emu2_status open_handles(cuda_backend *cb, emu2_error *err)
     cublasStatus_t b;
     if ((e = cudaStreamCreateWithFlags(&cb->stream, cudaStreamNonBlocking)) != cudaSuccess)
         return cuda_fail(err, e, "stream");
+    if ((e = cudaEventCreateWithFlags(&cb->handoff, cudaEventDisableTiming)) != cudaSuccess)
+        return cuda_fail(err, e, "handoff event");
     if ((b = cublasCreate(&cb->blas)) != CUBLAS_STATUS_SUCCESS)
         return cuda_blas_fail(err, b, "cublasCreate");
     if ((b = cublasSetStream(cb->blas, cb->stream)) != CUBLAS_STATUS_SUCCESS)

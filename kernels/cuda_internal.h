@@ -50,11 +50,14 @@ typedef struct cuda_backend {
     unsigned char *stage_host, *stage_dev;
     size_t stage_cap, stage_used;
     /* device scratch, grown on demand, one slot per user (cuda_scratch) */
-    void *scratch[3];
-    size_t scratch_bytes[3];
+    void *scratch[4];
+    size_t scratch_bytes[4];
     cuda_lt_plan plans[CUDA_LT_PLANS];
     int sm_count;
     size_t max_smem_optin; /* shared memory a block may opt in to */
+    /* layer split (core/ops/split_backend.c): recorded when another backend waits for this one */
+    cudaEvent_t handoff;
+    uint64_t peers_enabled; /* bit d: this device may access GPU d's memory (d < 64) */
 } cuda_backend;
 
 static inline cuda_backend *cuda_of(emu2_backend *be)
@@ -87,7 +90,7 @@ emu2_status cuda_launched(emu2_error *err, cudaError_t launch, const char *op);
 void *cuda_stage(cuda_backend *cb, const void *host, size_t n, emu2_error *err);
 /* Device scratch of at least n bytes in one of the slots below (each user its own, so a conv2d's
  * patches survive the linear that converts them). */
-enum { CUDA_SCRATCH_CONVERT = 0, CUDA_SCRATCH_IM2COL = 1, CUDA_SCRATCH_STATS = 2 };
+enum { CUDA_SCRATCH_CONVERT = 0, CUDA_SCRATCH_IM2COL = 1, CUDA_SCRATCH_STATS = 2, CUDA_SCRATCH_DEQUANT = 3 };
 void *cuda_scratch(cuda_backend *cb, int slot, size_t n, emu2_error *err);
 
 /* Whether p is memory of this backend's device (a prepared view or an alloc'd buffer). */
@@ -95,6 +98,15 @@ int cuda_is_device_ptr(const void *p);
 
 /* Argument checks: ops/op_checks.h, shared with the CPU backend; weight-side views must pass
  * cuda_is_device_ptr (given as their is_backend_ptr). */
+
+/* C[N x M] (ldc) = W^T-as-stored (K x N, transposed) * Xh (K x M), W and Xh BF16 or F16 (dt),
+ * C f32: cuBLASLt with the heuristic's algorithm remembered per shape (cuda_matmul.c). */
+emu2_status cuda_lt_matmul(cuda_backend *cb, size_t M, size_t K, size_t N, const void *w, const void *xh, float *y,
+                           size_t ldc, emu2_dtype dt, emu2_error *err);
+/* linear with a Q8/Q4 weight, arguments already checked (cuda_quant.c). */
+emu2_status cuda_linear_quant(cuda_backend *cb, size_t M, size_t K, size_t N, const float *x, size_t x_stride,
+                              const emu2_op_weight *W, const emu2_tensor_view *bias, float *y, size_t y_stride,
+                              emu2_error *err);
 
 /* The ops, one host file per family. */
 emu2_status cuda_linear(emu2_backend *be, size_t M, size_t K, size_t N, const float *x, size_t x_stride,
@@ -149,6 +161,29 @@ cudaError_t emu2k_to_half(cudaStream_t s, size_t M, size_t K, const float *x, si
 cudaError_t emu2k_add_bias(cudaStream_t s, size_t M, size_t N, float *y, size_t ldy, const void *bias,
                            int bias_dtype);
 int emu2k_gemv_max_rows(void);
+
+/* quant.cu: linears from Q8 / Q4 weights (core/ops/ops.h layouts), all pointers device memory. */
+typedef struct emu2k_qlinear {
+    size_t M, K, N;
+    int format, group;         /* EMU2_WEIGHT_Q8 / Q4; Q4 group size 32, 64 or 128 */
+    const float *x;            /* [M, K], rows ldx floats apart */
+    size_t ldx;
+    const void *q, *scales;    /* Q8: I8 [N, K] + F32 [N]; Q4: U8 [N, G*group/2] + F16 [N, G] */
+    const void *bias;          /* [N] or NULL */
+    int bias_dtype;
+    float *y;                  /* [M, N], rows ldy floats apart */
+    size_t ldy;
+} emu2k_qlinear;
+/* M <= emu2k_qgemv_max_rows(): the weight-streaming kernel, bias fused. */
+cudaError_t emu2k_qgemv(cudaStream_t s, const emu2k_qlinear *a);
+int emu2k_qgemv_max_rows(void);
+/* rows x K bf16 at out from the chunk of weight rows at q / scales: Q8 unscaled (exact), Q4
+ * scaled. */
+cudaError_t emu2k_dequant_bf16(cudaStream_t s, int format, int group, size_t rows, size_t K, const void *q,
+                               const void *scales, void *out);
+/* y[m, n] = y[m, n] * scales[n] (if scales) + bias[n] (if bias). */
+cudaError_t emu2k_scale_bias(cudaStream_t s, size_t M, size_t N, float *y, size_t ldy, const float *scales,
+                             const void *bias, int bias_dtype);
 
 /* norms.cu */
 cudaError_t emu2k_layernorm(cudaStream_t s, size_t rows, size_t n, const float *x, const void *w, int w_dtype,

@@ -5,7 +5,7 @@
  *   - BF16/F16 weights, larger M (prefill, the vision tower): cuBLASLt with the activations rounded
  *     to the weight dtype (as the bf16 reference computes), f32 accumulation and f32 output; the
  *     algorithm chosen by the heuristic is remembered per shape. cublasGemmEx if Lt offers none.
- *   - Quantized (Q8/Q4) weights: EMU2_ERR_UNSUPPORTED for now.
+ *   - Quantized (Q8/Q4) weights: cuda_quant.c.
  * Row-major y[M,N] = x[M,K] W^T is, column-major, C[N,M] = op(A) B with A = the stored W read as a
  * K x N column-major matrix, transposed, and B = x read as K x M ("TN", cuBLASLt's preferred form). */
 #include <string.h>
@@ -13,6 +13,7 @@
 #include "common/checked.h"
 #include "common/error.h"
 #include "cuda_internal.h"
+#include "quant_plan.h"
 
 static int pointer_alignment(const void *p)
 {
@@ -32,11 +33,10 @@ static emu2_status check_linear(size_t M, size_t K, size_t N, const float *x, si
     if (st != EMU2_OK)
         return st;
     if (W->format != EMU2_WEIGHT_FLOAT)
-        return emu2_fail(err, EMU2_ERR_UNSUPPORTED,
-                         "%s: quantized (int8/int4) weights are not supported by the cuda backend yet; load with "
-                         "quant \"none\" or use the cpu device",
-                         op);
-    if ((st = emu2_check_linear_float_weight(&W->w, N, K, cuda_is_device_ptr, err)) != EMU2_OK)
+        st = cuda_quant_check_weight(W, N, K, cuda_is_device_ptr, err);
+    else
+        st = emu2_check_linear_float_weight(&W->w, N, K, cuda_is_device_ptr, err);
+    if (st != EMU2_OK)
         return st;
     size_t xspan, yspan; /* the kernels and cuBLAS take int dimensions */
     if (!emu2_linear_extents(M, K, N, x_stride, y_stride, &xspan, &yspan) || x_stride > INT32_MAX ||
@@ -82,8 +82,8 @@ static cuda_lt_plan *find_plan(cuda_backend *cb, size_t M, size_t K, size_t N, s
     } while (0)
 
 /* C[N x M] (ldc) = W^T-as-stored (K x N, transposed) * Xh (K x M); half-precision operands. */
-static emu2_status lt_matmul(cuda_backend *cb, size_t M, size_t K, size_t N, const void *w, const void *xh,
-                             float *y, size_t ldc, emu2_dtype dt, emu2_error *err)
+emu2_status cuda_lt_matmul(cuda_backend *cb, size_t M, size_t K, size_t N, const void *w, const void *xh,
+                           float *y, size_t ldc, emu2_dtype dt, emu2_error *err)
 {
     cudaDataType_t ht = dt == EMU2_DT_BF16 ? CUDA_R_16BF : CUDA_R_16F;
     cublasLtMatmulDesc_t desc = NULL;
@@ -153,6 +153,8 @@ emu2_status cuda_linear(emu2_backend *be, size_t M, size_t K, size_t N, const fl
         return st;
     cuda_backend *cb = cuda_of(be);
     cuda_use(cb); /* cuBLAS handles work on the device they were made on */
+    if (W->format != EMU2_WEIGHT_FLOAT)
+        return cuda_linear_quant(cb, M, K, N, x, x_stride, W, bias, y, y_stride, err);
     const emu2_tensor_view *w = &W->w;
     const void *bdata = bias ? bias->data : NULL;
     int bdt = bias ? (int)bias->dtype : 0;
@@ -177,7 +179,7 @@ emu2_status cuda_linear(emu2_backend *be, size_t M, size_t K, size_t N, const fl
         if ((st = cuda_launched(err, emu2k_to_half(cb->stream, M, K, x, x_stride, xh, (int)w->dtype),
                                 "linear (activation conversion)")))
             return st;
-        if ((st = lt_matmul(cb, M, K, N, w->data, xh, y, y_stride, w->dtype, err)))
+        if ((st = cuda_lt_matmul(cb, M, K, N, w->data, xh, y, y_stride, w->dtype, err)))
             return st;
     }
     if (bias)

@@ -11,7 +11,7 @@
 #endif
 
 static const char *const load_options[] = {"device", "threads", "quant", "no_weights", "on_progress", "n_query",
-                                           NULL};
+                                           "precision", NULL};
 
 /* emu2.load(dir [, opts]) -> model | nil, message */
 static int emu2_lua_load(lua_State *L)
@@ -30,6 +30,7 @@ static int emu2_lua_load(lua_State *L)
     emu2_lua_opt_string(L, 2, "device", &lo.device);
     emu2_lua_opt_int(L, 2, "threads", &lo.threads);
     emu2_lua_opt_string(L, 2, "quant", &lo.quant);
+    emu2_lua_opt_string(L, 2, "precision", &lo.precision);
     emu2_lua_opt_bool(L, 2, "no_weights", &no_weights);
     lo.flags = no_weights ? EMU2_LOAD_NO_WEIGHTS : EMU2_LOAD_DEFAULT;
     emu2_lua_guard guard = {L, 0};

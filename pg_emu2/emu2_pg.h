@@ -26,9 +26,11 @@
 extern char *emu2_guc_model_path;
 extern char *emu2_guc_device;
 extern int emu2_guc_quant;      /* EMU2_PG_QUANT_* */
+extern int emu2_guc_precision;  /* EMU2_PG_PRECISION_* */
 extern int emu2_guc_threads;
 extern int emu2_guc_max_batch;
 extern int emu2_guc_batch_wait_ms;
+extern bool emu2_guc_continuous;     /* emu2.continuous_batching (default off) */
 extern int emu2_guc_max_image_bytes; /* kB */
 extern int emu2_guc_max_pixels;
 extern int emu2_guc_max_images;
@@ -36,7 +38,9 @@ extern int emu2_guc_max_new_tokens;
 extern int emu2_guc_request_timeout; /* ms, 0 = none */
 
 enum { EMU2_PG_QUANT_NONE, EMU2_PG_QUANT_INT8, EMU2_PG_QUANT_INT4 };
+enum { EMU2_PG_PRECISION_F32, EMU2_PG_PRECISION_BF16 };
 extern const char *emu2_pg_quant_name(int quant);
+extern const char *emu2_pg_precision_name(int precision);
 extern void emu2_pg_define_gucs(void);
 
 /* ------------------------------------------------------------ generation parameters */

@@ -62,9 +62,11 @@ static void model_sync(Emu2Shared *sh, WorkerModel *wm, bool force)
     const char *path = emu2_guc_model_path ? emu2_guc_model_path : "";
     const char *device = emu2_guc_device ? emu2_guc_device : "auto";
     bool same = !strcmp(path, wm->path) && !strcmp(device, wm->device) && emu2_guc_quant == wm->quant &&
+                emu2_guc_precision == wm->precision &&
                 emu2_guc_threads == wm->threads;
     if (same && !force && wm->tried)
         return;
+    emu2_worker_drop_batcher(wm);
     if (wm->model) {
         emu2_model_free(wm->model);
         wm->model = NULL;
@@ -73,6 +75,7 @@ static void model_sync(Emu2Shared *sh, WorkerModel *wm, bool force)
     strlcpy(wm->device, device, sizeof wm->device);
     wm->device_used[0] = '\0';
     wm->quant = emu2_guc_quant;
+    wm->precision = emu2_guc_precision;
     wm->threads = emu2_guc_threads;
     wm->tried = true;
     wm->error[0] = '\0';
@@ -87,6 +90,7 @@ static void model_sync(Emu2Shared *sh, WorkerModel *wm, bool force)
     lo.threads = wm->threads;
     lo.device = wm->device;
     lo.quant = emu2_pg_quant_name(wm->quant);
+    lo.precision = emu2_pg_precision_name(wm->precision);
     lo.progress = load_progress;
     emu2_error err;
     memset(&err, 0, sizeof err);
@@ -188,6 +192,7 @@ void emu2_worker_main(Datum arg)
             continue;
         (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 1000, PG_WAIT_EXTENSION);
     }
+    emu2_worker_drop_batcher(&wm);
     if (wm.model)
         emu2_model_free(wm.model);
     proc_exit(1);

@@ -1,8 +1,9 @@
-/* worker_batch.c: one round of the worker: gather queued requests that ask for the same search
- * (up to emu2.max_batch, waiting up to emu2.batch_wait for more when other sessions are active), run
- * them through emu2_generate_batch as one static batch, and answer each through its shm_mq.
- * Requests whose backend stopped waiting are dropped between decoder steps (the cancelled hook).
- * Continuous batching (requests joining a running decode) is not done: the engine has no API for it. */
+/* worker_batch.c: one round of the worker: take queued requests that ask for the same search (up to
+ * emu2.max_batch) and answer each through its shm_mq. With emu2.continuous_batching on, text
+ * requests go to continuous batching (worker_continuous.c: later requests join the running decode);
+ * else (the default), as for images, they run as one static batch (emu2_generate_batch), waiting up
+ * to emu2.batch_wait for the batch to fill when other sessions are active. Requests whose backend
+ * stopped waiting are dropped between decoder steps (the cancelled hook). */
 #include "emu2_pg.h"
 
 #include <string.h>
@@ -17,24 +18,7 @@
 
 #include "worker_internal.h"
 
-typedef struct Item {
-    uint64 req_id;
-    dsm_handle handle;
-    uint32 kind;
-    dsm_segment *seg;
-    Emu2RequestHeader *hdr;
-    shm_mq_handle *mqh;
-    const char *prompt;
-    emu2_image_bytes *images;
-    uint32 n_images;
-    /* the answer, sent after the counters are published (so emu2_status() already counts it) */
-    bool has_reply;
-    Emu2Reply reply;
-    char *payload;
-    Size payload_len;
-} Item;
-
-static int count_queued(Emu2Shared *sh)
+int emu2_worker_count_queued(Emu2Shared *sh)
 {
     int n = 0;
     SpinLockAcquire(&sh->mutex);
@@ -44,14 +28,16 @@ static int count_queued(Emu2Shared *sh)
     return n;
 }
 
-/* The oldest queued request, and every other queued one with the same kind and parameters. */
-static int take(Emu2Shared *sh, Item *items, int max)
+int emu2_worker_take(Emu2Shared *sh, Emu2Item *items, int max, const Emu2Slot *like)
 {
     int n = 0, first = -1;
     SpinLockAcquire(&sh->mutex);
     for (int i = 0; i < sh->n_slots; i++)
         if (sh->slots[i].state == EMU2_SLOT_QUEUED && (first < 0 || sh->slots[i].req_id < sh->slots[first].req_id))
             first = i;
+    if (first >= 0 && like &&
+        (sh->slots[first].kind != like->kind || memcmp(&sh->slots[first].params, &like->params, sizeof like->params)))
+        first = -1; /* the oldest waits for another search: let the running one drain */
     if (first >= 0) {
         Emu2Slot *f = &sh->slots[first];
         if (f->kind != EMU2_KIND_TEXT)
@@ -76,8 +62,7 @@ static int take(Emu2Shared *sh, Item *items, int max)
     return n;
 }
 
-/* Maps the request's segment; false when the backend has gone (segment gone or reused) or gave up. */
-static bool attach_item(Item *it)
+bool emu2_worker_attach(Emu2Item *it)
 {
     it->seg = dsm_attach(it->handle);
     if (!it->seg)
@@ -109,7 +94,7 @@ static bool attach_item(Item *it)
     return true;
 }
 
-static void detach_item(Item *it)
+void emu2_worker_detach(Emu2Item *it)
 {
     if (it->seg)
         dsm_detach(it->seg);
@@ -119,7 +104,7 @@ static void detach_item(Item *it)
     it->images = NULL;
 }
 
-static void reply(Item *it, int status, int n_tokens, int stopped, const void *payload, Size len)
+void emu2_worker_reply(Emu2Item *it, int status, int n_tokens, int stopped, const void *payload, Size len)
 {
     it->has_reply = true;
     it->reply.status = status;
@@ -130,7 +115,7 @@ static void reply(Item *it, int status, int n_tokens, int stopped, const void *p
     it->payload_len = len;
 }
 
-static void send_reply(Item *it)
+void emu2_worker_send_reply(Emu2Item *it)
 {
     if (!it->mqh || !it->has_reply)
         return;
@@ -143,11 +128,11 @@ static void send_reply(Item *it)
 
 static int hook_cancelled(void *user, size_t item)
 {
-    Item *items = user;
+    Emu2Item *items = user;
     return emu2_worker_stop || pg_atomic_read_u32(&items[item].hdr->cancelled) != 0;
 }
 
-static void params_to_options(const Emu2Params *p, emu2_gen_options *o)
+void emu2_worker_options(const Emu2Params *p, emu2_gen_options *o)
 {
     emu2_gen_options_init(o);
     o->max_new_tokens = p->max_new_tokens;
@@ -162,12 +147,7 @@ static void params_to_options(const Emu2Params *p, emu2_gen_options *o)
     o->seed = p->seed;
 }
 
-typedef struct Outcome {
-    int ok, failed, cancelled;
-    uint64 tokens;
-} Outcome;
-
-static void run_text(WorkerModel *wm, Item *items, int n, const Emu2Params *params, Outcome *out)
+static void run_text(WorkerModel *wm, Emu2Item *items, int n, const Emu2Params *params, Outcome *out)
 {
     emu2_request *reqs = palloc0(sizeof(emu2_request) * n);
     emu2_result *res = palloc0(sizeof(emu2_result) * n);
@@ -177,7 +157,7 @@ static void run_text(WorkerModel *wm, Item *items, int n, const Emu2Params *para
         reqs[i].n_images = items[i].n_images;
     }
     emu2_gen_options o;
-    params_to_options(params, &o);
+    emu2_worker_options(params, &o);
     emu2_batch_hooks hooks;
     emu2_batch_hooks_init(&hooks);
     hooks.cancelled = hook_cancelled;
@@ -191,14 +171,14 @@ static void run_text(WorkerModel *wm, Item *items, int n, const Emu2Params *para
         }
         if (r->status == EMU2_OK) {
             const char *t = r->text ? r->text : "";
-            reply(&items[i], EMU2_OK, (int)r->n_tokens, r->stopped, t, strlen(t));
+            emu2_worker_reply(&items[i], EMU2_OK, (int)r->n_tokens, r->stopped, t, strlen(t));
             out->ok++;
             out->tokens += r->n_tokens;
         } else {
             const char *m = r->message[0] ? r->message : st != EMU2_OK ? emu2_model_last_error(wm->model) : "";
             if (!m[0])
                 m = emu2_status_name(r->status);
-            reply(&items[i], r->status, 0, r->stopped, m, strlen(m));
+            emu2_worker_reply(&items[i], r->status, 0, r->stopped, m, strlen(m));
             out->failed++;
         }
     }
@@ -209,14 +189,14 @@ static void run_text(WorkerModel *wm, Item *items, int n, const Emu2Params *para
 
 static int image_progress(void *user, const char *stage, uint64_t done, uint64_t total)
 {
-    Item *it = user;
+    Emu2Item *it = user;
     (void)stage;
     (void)done;
     (void)total;
     return emu2_worker_stop || pg_atomic_read_u32(&it->hdr->cancelled) != 0;
 }
 
-static void run_image(WorkerModel *wm, Item *it, const Emu2Params *p, Outcome *out)
+static void run_image(WorkerModel *wm, Emu2Item *it, const Emu2Params *p, Outcome *out)
 {
     emu2_image_options o;
     emu2_image_options_init(&o);
@@ -235,19 +215,19 @@ static void run_image(WorkerModel *wm, Item *it, const Emu2Params *p, Outcome *o
     if (pg_atomic_read_u32(&it->hdr->cancelled)) {
         out->cancelled++;
     } else if (st == EMU2_OK) {
-        reply(it, EMU2_OK, 0, 0, png, png_size);
+        emu2_worker_reply(it, EMU2_OK, 0, 0, png, png_size);
         out->ok++;
     } else {
         const char *m = emu2_model_last_error(wm->model);
         if (!m || !m[0])
             m = emu2_status_name(st);
-        reply(it, st, 0, 0, m, strlen(m));
+        emu2_worker_reply(it, st, 0, 0, m, strlen(m));
         out->failed++;
     }
     emu2_free(png);
 }
 
-static double seconds_since(TimestampTz t0)
+double emu2_worker_seconds_since(TimestampTz t0)
 {
     long s;
     int us;
@@ -258,7 +238,7 @@ static double seconds_since(TimestampTz t0)
 /* Waits up to emu2.batch_wait for the batch to fill, when more than one session is using the worker. */
 static void gather(Emu2Shared *sh)
 {
-    int queued = count_queued(sh);
+    int queued = emu2_worker_count_queued(sh);
     uint32 last;
     SpinLockAcquire(&sh->mutex);
     last = sh->last_batch_size;
@@ -267,8 +247,8 @@ static void gather(Emu2Shared *sh)
         return;
     TimestampTz t0 = GetCurrentTimestamp();
     for (;;) {
-        long left = emu2_guc_batch_wait_ms - (long)(seconds_since(t0) * 1000.0);
-        if (left <= 0 || emu2_worker_stop || count_queued(sh) >= emu2_guc_max_batch)
+        long left = emu2_guc_batch_wait_ms - (long)(emu2_worker_seconds_since(t0) * 1000.0);
+        if (left <= 0 || emu2_worker_stop || emu2_worker_count_queued(sh) >= emu2_guc_max_batch)
             return;
         (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, left, PG_WAIT_EXTENSION);
         ResetLatch(MyLatch);
@@ -277,9 +257,10 @@ static void gather(Emu2Shared *sh)
 
 int emu2_worker_serve_once(Emu2Shared *sh, WorkerModel *wm)
 {
-    Item items[EMU2_PG_MAX_BATCH];
-    gather(sh);
-    int taken = take(sh, items, Min(emu2_guc_max_batch, EMU2_PG_MAX_BATCH));
+    Emu2Item items[EMU2_PG_MAX_BATCH];
+    if (!emu2_guc_continuous)
+        gather(sh); /* continuous batching needs no wait: later requests join the running decode */
+    int taken = emu2_worker_take(sh, items, Min(emu2_guc_max_batch, EMU2_PG_MAX_BATCH), NULL);
     if (taken == 0)
         return 0;
     Emu2Params params;
@@ -289,14 +270,14 @@ int emu2_worker_serve_once(Emu2Shared *sh, WorkerModel *wm)
     Outcome out = {0, 0, 0, 0};
     /* keep the live ones at the front */
     for (int i = 0; i < taken; i++) {
-        if (attach_item(&items[i])) {
+        if (emu2_worker_attach(&items[i])) {
             if (!have_params) {
                 params = items[i].hdr->params;
                 have_params = true;
             }
             items[n++] = items[i];
         } else {
-            detach_item(&items[i]);
+            emu2_worker_detach(&items[i]);
             out.cancelled++;
         }
     }
@@ -305,15 +286,19 @@ int emu2_worker_serve_once(Emu2Shared *sh, WorkerModel *wm)
         bool configured = wm->path[0] != '\0';
         const char *m = configured ? wm->error : "no model configured (emu2.model_path is empty)";
         for (int i = 0; i < n; i++)
-            reply(&items[i], configured ? EMU2_PG_STATUS_LOAD_FAILED : EMU2_PG_STATUS_NOT_CONFIGURED, 0, 0, m,
+            emu2_worker_reply(&items[i], configured ? EMU2_PG_STATUS_LOAD_FAILED : EMU2_PG_STATUS_NOT_CONFIGURED, 0, 0, m,
                   strlen(m));
         out.failed += n;
     } else if (n > 0 && items[0].kind == EMU2_KIND_IMAGE) {
         run_image(wm, &items[0], &params, &out);
+    } else if (n > 0 && emu2_guc_continuous) {
+        /* answers and counts everything itself, as each request ends */
+        emu2_worker_serve_continuous(sh, wm, items, n, &params, out.cancelled);
+        return taken;
     } else if (n > 0) {
         run_text(wm, items, n, &params, &out);
     }
-    double busy = seconds_since(t0);
+    double busy = emu2_worker_seconds_since(t0);
     if (emu2_worker_stop)
         return taken; /* no answers: the segments detach as the worker exits, backends see it */
 
@@ -330,8 +315,8 @@ int emu2_worker_serve_once(Emu2Shared *sh, WorkerModel *wm)
     }
     SpinLockRelease(&sh->mutex);
     for (int i = 0; i < n; i++) {
-        send_reply(&items[i]);
-        detach_item(&items[i]);
+        emu2_worker_send_reply(&items[i]);
+        emu2_worker_detach(&items[i]);
     }
     return taken;
 }

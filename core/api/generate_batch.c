@@ -78,21 +78,28 @@ static int item_cancelled(void *user, size_t item)
     return run->hooks->cancelled(run->hooks->user, run->items[item].request);
 }
 
-/* Checks, templates, tokenizes and decodes the images of request i. */
-static emu2_status prepare_item(const emu2_model *m, const emu2_request *rq, batch_item *it, emu2_error *err)
+emu2_status emu2_api_prepare_request(const emu2_model *m, const emu2_request *rq, int32_t **ids, size_t *n_ids,
+                                     float **pixels, emu2_error *err)
 {
+    *ids = NULL;
+    *pixels = NULL;
     if (rq->n_images && !rq->images)
         return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "images is NULL but n_images is %zu", rq->n_images);
     char *describe = rq->prompt ? NULL : emu2_api_describe_prompt(NULL);
     if (!rq->prompt && !describe)
         return emu2_fail(err, EMU2_ERR_NOMEM, "out of memory");
-    emu2_status st = emu2_api_prepare_prompt(m, rq->prompt ? rq->prompt : describe, rq->n_images, &it->ids,
-                                             &it->n_ids, err);
+    emu2_status st = emu2_api_prepare_prompt(m, rq->prompt ? rq->prompt : describe, rq->n_images, ids, n_ids, err);
     free(describe);
     if (st == EMU2_OK)
-        st = emu2_api_preprocess_images(m, rq->images, rq->n_images, &it->pixels, err);
-    it->n_images = rq->n_images;
+        st = emu2_api_preprocess_images(m, rq->images, rq->n_images, pixels, err);
     return st;
+}
+
+/* Checks, templates, tokenizes and decodes the images of request i. */
+static emu2_status prepare_item(const emu2_model *m, const emu2_request *rq, batch_item *it, emu2_error *err)
+{
+    it->n_images = rq->n_images;
+    return emu2_api_prepare_request(m, rq, &it->ids, &it->n_ids, &it->pixels, err);
 }
 
 /* The left-padded batch of the good items: ids, mask and their images in (row, position) order. */

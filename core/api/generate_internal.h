@@ -25,4 +25,9 @@ char *emu2_api_describe_prompt(const char *question);
 /* emu2_decode_fn for text streams: the model's tokenizer, special tokens skipped (user = tokenizer). */
 emu2_status emu2_api_decode_for_stream(void *user, const int32_t *ids, size_t n, char **text, emu2_error *err);
 
+/* Templates, tokenizes (checking the context) and decodes the images of one batch request (NULL
+ * prompt = describe images[0]). *ids and *pixels: free() (also on failure). */
+emu2_status emu2_api_prepare_request(const struct emu2_model *m, const emu2_request *rq, int32_t **ids, size_t *n_ids,
+                                     float **pixels, emu2_error *err);
+
 #endif

@@ -34,6 +34,9 @@ static emu2_status read_load_options(const emu2_load_options *in, emu2_load_opti
                          out->threads);
     if (!out->device)
         out->device = "auto";
+    if (out->precision && strcmp(out->precision, "f32") && strcmp(out->precision, "bf16"))
+        return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "precision must be \"f32\" or \"bf16\", got \"%.64s\"",
+                         out->precision);
     return EMU2_OK;
 }
 
@@ -102,6 +105,7 @@ emu2_status emu2_model_load(const char *dir, const emu2_load_options *opts, emu2
             emu2_backend_options bo;
             emu2_backend_options_init(&bo);
             bo.threads = m->opts.threads;
+            bo.bf16_dot = m->opts.precision && !strcmp(m->opts.precision, "bf16");
             st = emu2_backend_open(m->opts.device, &bo, &m->be, err);
         }
         if (st == EMU2_OK && !m->ckpt) {

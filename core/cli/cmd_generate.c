@@ -17,6 +17,7 @@ typedef struct gen_args {
     const char *prompt;
     const char *device;
     const char *quant;
+    const char *precision;
     const char **images;
     int n_images;
     int json, stream, threads, batch, verbose, random_weights;
@@ -48,6 +49,8 @@ static void usage(FILE *f, const char *cmd)
                "  --json                    one JSON object per result\n");
     emu2_cli_usage_threads_device(f, 26);
     fprintf(f, "  --quant Q                 quantize the LLM linears at load: none, int8, int4 (docs/QUANT.md)\n"
+               "  --precision P             f32 (default, exact) or bf16: bf16-weight linears of prefill and the\n"
+               "                            vision tower round activations to bf16 (AVX512_BF16; docs/PERFORMANCE.md)\n"
                "  --batch N                 describe: images per forward pass (default 8; --stream uses 1)\n"
                "  --verbose                 say which device runs the model\n"
                "  --random-weights          no checkpoint: random weights for the config (speed tests only)\n");
@@ -89,6 +92,9 @@ static int parse_args(int argc, char **argv, gen_args *a)
         } else if (!strcmp(o, "--quant")) {
             NEED_VALUE();
             a->quant = v;
+        } else if (!strcmp(o, "--precision")) {
+            NEED_VALUE();
+            a->precision = v;
         } else if (!strcmp(o, "--max-new-tokens")) {
             NEED_VALUE();
             if (emu2_cli_int_option(c, o, v, 1, 8192, &a->opts.max_new_tokens))
@@ -265,6 +271,7 @@ static int run(gen_args *a)
     emu2_load_options lo;
     emu2_cli_load_options(&lo, a->threads, a->device);
     lo.quant = a->quant;
+    lo.precision = a->precision;
     if (a->random_weights)
         lo.flags |= EMU2_LOAD_RANDOM_WEIGHTS;
     emu2_model *m = emu2_cli_load_model(a->cmd, a->model_dir, &lo);

@@ -106,6 +106,22 @@ static emu2_status check_options(const emu2_gen_options *o, emu2_error *err)
     return EMU2_OK;
 }
 
+emu2_status emu2_search_check(const emu2_gen_options *opts, emu2_search_ids ids, int32_t vocab, emu2_error *err)
+{
+    if (!opts)
+        return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "emu2_search: NULL options");
+    if (vocab < 2)
+        return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "emu2_search: vocabulary of %d tokens", (int)vocab);
+    emu2_status st = check_options(opts, err);
+    if (st == EMU2_OK)
+        st = check_token_id("EOS", ids.eos, vocab, err);
+    if (st == EMU2_OK)
+        st = check_token_id("BOS", ids.bos, vocab, err);
+    if (st == EMU2_OK)
+        st = check_token_id("pad", ids.pad, vocab, err);
+    return st;
+}
+
 emu2_status emu2_search(const emu2_lm_stepper *lm, const float *prefill_logits, size_t batch,
                         const emu2_gen_options *opts, emu2_search_ids ids, emu2_search_token_fn on_token,
                         void *on_token_user, emu2_search_result *out, emu2_error *err)
@@ -127,15 +143,7 @@ emu2_status emu2_search_hooked(const emu2_lm_stepper *lm, const float *prefill_l
         return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "emu2_search: NULL argument");
     if (batch == 0)
         return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "emu2_search: empty batch");
-    if (lm->vocab < 2)
-        return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "emu2_search: vocabulary of %d tokens", (int)lm->vocab);
-    emu2_status st = check_options(opts, err);
-    if (st == EMU2_OK)
-        st = check_token_id("EOS", ids.eos, lm->vocab, err);
-    if (st == EMU2_OK)
-        st = check_token_id("BOS", ids.bos, lm->vocab, err);
-    if (st == EMU2_OK)
-        st = check_token_id("pad", ids.pad, lm->vocab, err);
+    emu2_status st = emu2_search_check(opts, ids, lm->vocab, err);
     if (st != EMU2_OK)
         return st;
     size_t rows;

@@ -279,6 +279,43 @@ static emu2_status deliver(const emu2_search_ctx *c, emu2_search_result *out, em
     return EMU2_OK;
 }
 
+/* One search step over the logits in s->logits: every live item picks its next tokens
+ * (s->next_tokens) and their parent rows (s->src); the sequences move on. */
+static emu2_status beam_choose(const emu2_search_ctx *c, beam_state *s, size_t step, emu2_error *err)
+{
+    emu2_status st = EMU2_OK;
+    memcpy(s->was_done, s->done, s->batch);
+    for (size_t item = 0; item < s->batch && st == EMU2_OK; item++) {
+        if (s->was_done[item]) { /* HF pads a finished item: its rows no longer matter */
+            for (size_t j = 0; j < s->nb; j++) {
+                size_t r = item * s->nb + j;
+                s->next_scores[r] = 0.0f;
+                s->next_tokens[r] = c->ids.pad;
+                s->src[r] = (int32_t)r;
+            }
+            continue;
+        }
+        for (size_t j = 0; j < s->nb && st == EMU2_OK; j++)
+            st = score_row(c, s, item * s->nb + j, step, err);
+        if (st == EMU2_OK)
+            st = process_item(c, s, item, err);
+    }
+    if (st == EMU2_OK)
+        st = grow_seq(s, (size_t)c->opts->max_new_tokens + 1, err);
+    if (st == EMU2_OK)
+        advance_rows(s);
+    return st;
+}
+
+/* Whether another decoder step is needed after beam_choose. */
+static int beam_live(const emu2_search_ctx *c, const beam_state *s)
+{
+    size_t live = 0;
+    for (size_t item = 0; item < s->batch; item++)
+        live += !s->done[item];
+    return live > 0 && s->len < (size_t)c->opts->max_new_tokens + 1;
+}
+
 emu2_status emu2_search_beam(const emu2_search_ctx *c, const float *prefill_logits, size_t batch,
                              emu2_search_result *out, emu2_error *err)
 {
@@ -293,37 +330,13 @@ emu2_status emu2_search_beam(const emu2_search_ctx *c, const float *prefill_logi
     out->batch = batch;
     for (size_t r = 0; r < s.rows; r++)
         memcpy(s.logits + r * s.vocab, prefill_logits + (r / s.nb) * s.vocab, s.vocab * sizeof(float));
-    size_t max_len = (size_t)c->opts->max_new_tokens + 1;
     int widened = 0;
     for (size_t step = 0; st == EMU2_OK; step++) {
         for (size_t item = 0; item < batch; item++)
             if (!s.done[item] && emu2_search_item_cancelled(c, item))
                 s.done[item] = 1, out->items[item].stopped = out->items[item].cancelled = 1;
-        memcpy(s.was_done, s.done, batch);
-        for (size_t item = 0; item < batch && st == EMU2_OK; item++) {
-            if (s.was_done[item]) { /* HF pads a finished item: its rows no longer matter */
-                for (size_t j = 0; j < s.nb; j++) {
-                    size_t r = item * s.nb + j;
-                    s.next_scores[r] = 0.0f;
-                    s.next_tokens[r] = c->ids.pad;
-                    s.src[r] = (int32_t)r;
-                }
-                continue;
-            }
-            for (size_t j = 0; j < s.nb && st == EMU2_OK; j++)
-                st = score_row(c, &s, item * s.nb + j, step, err);
-            if (st == EMU2_OK)
-                st = process_item(c, &s, item, err);
-        }
-        if (st == EMU2_OK)
-            st = grow_seq(&s, max_len, err);
-        if (st != EMU2_OK)
-            break;
-        advance_rows(&s);
-        size_t live = 0;
-        for (size_t item = 0; item < batch; item++)
-            live += !s.done[item];
-        if (live == 0 || s.len >= max_len)
+        st = beam_choose(c, &s, step, err);
+        if (st != EMU2_OK || !beam_live(c, &s))
             break;
         st = reorder_model(c, &s, !widened, err);
         widened = 1;
@@ -338,4 +351,58 @@ emu2_status emu2_search_beam(const emu2_search_ctx *c, const float *prefill_logi
         st = deliver(c, out, err);
     state_free(&s);
     return st;
+}
+
+/* ---------------------------------------------------------------- one request at a time */
+
+struct emu2_beam_item {
+    beam_state s;
+    size_t step;
+};
+
+emu2_status emu2_beam_item_create(const emu2_search_ctx *c, emu2_beam_item **out, emu2_error *err)
+{
+    *out = calloc(1, sizeof **out);
+    if (!*out)
+        return emu2_fail(err, EMU2_ERR_NOMEM, "generation: out of memory for a beam search");
+    emu2_status st = state_init(&(*out)->s, c, 1, err);
+    if (st != EMU2_OK) {
+        emu2_beam_item_free(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
+emu2_status emu2_beam_item_next(const emu2_search_ctx *c, emu2_beam_item *b, const float *logits, int32_t *tokens,
+                                int32_t *src, int *live, emu2_error *err)
+{
+    beam_state *s = &b->s;
+    /* the first step sees the prefill: one row for all beams */
+    for (size_t r = 0; r < s->rows; r++)
+        memcpy(s->logits + r * s->vocab, logits + (b->step == 0 ? 0 : r) * s->vocab, s->vocab * sizeof(float));
+    emu2_status st = beam_choose(c, s, b->step, err);
+    if (st != EMU2_OK)
+        return st;
+    *live = beam_live(c, s);
+    for (size_t r = 0; r < s->rows; r++) {
+        tokens[r] = s->next_tokens[r];
+        src[r] = b->step == 0 ? 0 : s->src[r];
+    }
+    b->step++;
+    return EMU2_OK;
+}
+
+emu2_status emu2_beam_item_finish(const emu2_search_ctx *c, emu2_beam_item *b, emu2_search_result *out,
+                                  emu2_error *err)
+{
+    emu2_status st = finalize(&b->s, out, err);
+    return st == EMU2_OK ? deliver(c, out, err) : st;
+}
+
+void emu2_beam_item_free(emu2_beam_item *b)
+{
+    if (!b)
+        return;
+    state_free(&b->s);
+    free(b);
 }

@@ -167,3 +167,73 @@ emu2_status emu2_search_greedy(const emu2_search_ctx *c, const float *prefill_lo
     state_free(&s, batch);
     return st;
 }
+
+/* ---------------------------------------------------------------- one request at a time */
+
+struct emu2_greedy_item {
+    greedy_state s;
+    emu2_rng rng;
+    size_t step;
+    emu2_search_item result; /* ended_by_eos, stopped */
+};
+
+emu2_status emu2_greedy_item_create(const emu2_search_ctx *c, emu2_greedy_item **out, emu2_error *err)
+{
+    *out = calloc(1, sizeof **out);
+    if (!*out)
+        return emu2_fail(err, EMU2_ERR_NOMEM, "generation: out of memory for a search");
+    emu2_status st = state_init(&(*out)->s, c, 1, err);
+    if (st != EMU2_OK) {
+        emu2_greedy_item_free(*out);
+        *out = NULL;
+        return st;
+    }
+    emu2_rng_seed(&(*out)->rng, c->opts->seed);
+    return EMU2_OK;
+}
+
+/* The body of emu2_search_greedy's loop for one item (batch 1): same choice, same streaming. */
+emu2_status emu2_greedy_item_next(const emu2_search_ctx *c, emu2_greedy_item *g, const float *logits, int32_t *token,
+                                  int *live, emu2_error *err)
+{
+    greedy_state *s = &g->s;
+    *live = 0;
+    memcpy(s->logits, logits, (size_t)c->lm->vocab * sizeof(float));
+    emu2_status st = choose(c, s, 0, g->step, &g->rng, err);
+    if (st != EMU2_OK)
+        return st;
+    int32_t id = *token = s->chosen[0];
+    if (id == c->ids.eos) {
+        g->result.ended_by_eos = 1;
+        return EMU2_OK;
+    }
+    int stop = 0;
+    st = emu2_ids_push(&s->seq[0], &s->seq_len[0], &s->seq_cap[0], id, err);
+    if (st == EMU2_OK)
+        st = emu2_search_emit(c, 0, id, &stop, err);
+    if (st != EMU2_OK)
+        return st;
+    if (stop) {
+        g->result.stopped = 1;
+        return EMU2_OK;
+    }
+    *live = ++g->step < (size_t)c->opts->max_new_tokens;
+    return EMU2_OK;
+}
+
+emu2_status emu2_greedy_item_finish(emu2_greedy_item *g, emu2_search_result *out, emu2_error *err)
+{
+    (void)err;
+    out->items[0].ended_by_eos = g->result.ended_by_eos;
+    out->items[0].stopped = g->result.stopped;
+    export_items(&g->s, 1, out);
+    return EMU2_OK;
+}
+
+void emu2_greedy_item_free(emu2_greedy_item *g)
+{
+    if (!g)
+        return;
+    state_free(&g->s, 1);
+    free(g);
+}

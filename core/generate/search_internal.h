@@ -3,6 +3,7 @@
 #define EMU2_GENERATE_SEARCH_INTERNAL_H
 
 #include "generate/generate.h"
+#include "generate/search_item.h"
 
 typedef struct emu2_search_ctx {
     const emu2_lm_stepper *lm;
@@ -31,5 +32,24 @@ emu2_status emu2_ids_push(int32_t **ids, size_t *n, size_t *cap, int32_t v, emu2
 emu2_status emu2_search_emit(const emu2_search_ctx *c, size_t item, int32_t id, int *stop, emu2_error *err);
 /* malloc(count * size) with the product checked; NULL + message on failure. */
 void *emu2_search_alloc(size_t count, size_t size, const char *what, emu2_error *err);
+
+/* One request searched step by step (continuous batching, search_item.c): the state of
+ * emu2_search_beam / emu2_search_greedy for a batch of one, driven from outside. */
+typedef struct emu2_beam_item emu2_beam_item;
+typedef struct emu2_greedy_item emu2_greedy_item;
+emu2_status emu2_beam_item_create(const emu2_search_ctx *c, emu2_beam_item **out, emu2_error *err);
+/* logits: 1 row on the first call (the prefill), num_beams rows after. Writes num_beams tokens and
+ * parent rows (indices into the rows of the previous call). */
+emu2_status emu2_beam_item_next(const emu2_search_ctx *c, emu2_beam_item *b, const float *logits, int32_t *tokens,
+                                int32_t *src, int *live, emu2_error *err);
+/* out: a result of batch 1 with its item allocated; streams the winner through c->on_token. */
+emu2_status emu2_beam_item_finish(const emu2_search_ctx *c, emu2_beam_item *b, emu2_search_result *out,
+                                  emu2_error *err);
+void emu2_beam_item_free(emu2_beam_item *b);
+emu2_status emu2_greedy_item_create(const emu2_search_ctx *c, emu2_greedy_item **out, emu2_error *err);
+emu2_status emu2_greedy_item_next(const emu2_search_ctx *c, emu2_greedy_item *g, const float *logits, int32_t *token,
+                                  int *live, emu2_error *err);
+emu2_status emu2_greedy_item_finish(emu2_greedy_item *g, emu2_search_result *out, emu2_error *err);
+void emu2_greedy_item_free(emu2_greedy_item *g);
 
 #endif

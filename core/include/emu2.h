@@ -79,6 +79,10 @@ typedef struct emu2_load_options {
     const char *quant;      /* weight-only quantization of the LLM linears at load: NULL or "none",
                                "int8", "int4" (a checkpoint written by `emu2 convert` is read as is) */
     uint64_t random_seed;   /* EMU2_LOAD_RANDOM_WEIGHTS: the seed */
+    const char *precision;  /* NULL/"f32": activations stay f32 (default, exact); "bf16": linears with bf16
+                               weights round their input activations to bf16 and use bf16 dot products
+                               (f32 accumulation) for prefill and the vision tower (CPU with AVX512_BF16;
+                               elsewhere f32, the reason in emu2_model_info.device) */
 } emu2_load_options;
 
 EMU2_API void emu2_load_options_init(emu2_load_options *opts);
@@ -220,6 +224,40 @@ EMU2_API emu2_status emu2_generate_batch(emu2_model *model, const emu2_request *
                                          emu2_result *results);
 /* Releases the texts of results[n] and zeroes them. */
 EMU2_API void emu2_results_clear(emu2_result *results, size_t n);
+
+/* Continuous batching: a running decode that requests join and leave between decoder steps. At the
+ * next step after it is added, a request's images go through the vision tower and its prompt is
+ * prefilled (with the other requests added since of the same prompt length, unpadded), then its
+ * rows decode together with the others'; it leaves as soon as its own search ends. Every request
+ * gets what emu2_generate gives it alone (same search code; sampling seeded per request).
+ *   emu2_batcher_create(model, &opts, 8, 0, &hooks, &b);
+ *   loop: emu2_batcher_add(b, &request, tag) while there is room and work;
+ *         emu2_batcher_step(b); while (emu2_batcher_take(b, &tag, &result)) { ... emu2_results_clear(&result, 1); }
+ * One caller at a time; the model must not run anything else while a step runs. */
+typedef struct emu2_batcher emu2_batcher;
+/* opts: shared by all requests (NULL = defaults; on_token ignored: use hooks). max_requests: how
+ * many decode at once (1..1024). max_positions: prompt + max_new_tokens of one request (0 = the
+ * model's context length); sizes the KV cache (max_requests x num_beams rows). hooks (may be NULL):
+ * as emu2_generate_batch's, `item` being the tag given to emu2_batcher_add. */
+EMU2_API emu2_status emu2_batcher_create(emu2_model *model, const emu2_gen_options *opts, size_t max_requests,
+                                         size_t max_positions, const emu2_batch_hooks *hooks, emu2_batcher **out);
+/* Checks and prepares the request (template, tokens, decoded images); it joins at the next step.
+ * A request that fails alone (bad image, too long) is finished at once with its error (see
+ * emu2_batcher_take): EMU2_OK all the same. EMU2_ERR_LIMIT (nothing added) when max_requests are
+ * already added and not finished. */
+EMU2_API emu2_status emu2_batcher_add(emu2_batcher *b, const emu2_request *request, size_t tag);
+/* Polls the cancel hook, starts the requests added since the last step (vision tower, prefill, first
+ * tokens), then one decoder step for every decoding request; those whose search ends are finished.
+ * A request whose start fails is finished with its error alone. An error status is a failure of the
+ * whole decode: every running request is finished with that error. */
+EMU2_API emu2_status emu2_batcher_step(emu2_batcher *b);
+/* Requests added and not finished. */
+EMU2_API size_t emu2_batcher_running(const emu2_batcher *b);
+/* Hands over the oldest finished request: 1 with *tag and *result set (release result->text with
+ * emu2_results_clear(result, 1)); 0 when none is waiting. */
+EMU2_API int emu2_batcher_take(emu2_batcher *b, size_t *tag, emu2_result *result);
+/* Frees everything, finished results not taken included. NULL is fine. */
+EMU2_API void emu2_batcher_free(emu2_batcher *b);
 
 /* ---------------------------------------------------------------- images out (Emu2-Gen) */
 

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/error.h"
 #include "quant/quant_bind.h"
@@ -112,6 +113,16 @@ static emu2_tensor_view row_slice(const emu2_tensor_view *m, int64_t row0, int64
     return s;
 }
 
+/* Host threads for quantizing at load: the CPU backend's own; a device backend (CUDA: threads 1)
+ * uses the machine's cores, or the 37B model's int4 search takes half an hour on one. */
+static int quant_threads(const emu2_backend *be)
+{
+    if (!strcmp(be->ops->name, "cpu"))
+        return be->threads;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 64 ? 64 : (int)n;
+}
+
 /* An LLM linear `base`.weight [n, k]: float as stored, quantized as stored (`base`.qweight), or
  * quantized now when the binder asks for it (core/quant/quant_bind.c). */
 static emu2_status bind_linear(binder *b, emu2_op_weight *out, int64_t n, int64_t k, const char *fmt, ...)
@@ -135,8 +146,8 @@ static emu2_status bind_linear(binder *b, emu2_op_weight *out, int64_t n, int64_
         w->cap_owned = cap;
     }
     void *owned = NULL;
-    emu2_status st =
-        emu2_quant_bind_linear(b->ck, base, (size_t)n, (size_t)k, b->quant, w->be->threads, out, &owned, b->err);
+    emu2_status st = emu2_quant_bind_linear(b->ck, base, (size_t)n, (size_t)k, b->quant, quant_threads(w->be), out,
+                                            &owned, b->err);
     if (owned)
         w->owned[w->n_owned++] = owned;
     if (st == EMU2_OK)
@@ -183,12 +194,21 @@ static emu2_status bind_vision_block(binder *b, const emu2_config *cfg, size_t i
     return EMU2_OK;
 }
 
+/* Tells a layer-split backend where the next weights belong (ops.h set_layer; -1: before the
+ * decoder layers, n_layers: after them); nothing on a single device. */
+static emu2_status place(binder *b, long layer, int64_t n_layers)
+{
+    emu2_backend *be = b->w->be;
+    return be->ops->set_layer ? be->ops->set_layer(be, layer, (size_t)n_layers, b->err) : EMU2_OK;
+}
+
 static emu2_status bind_vision(binder *b, const emu2_config *cfg, emu2_vision_weights *v)
 {
     const emu2_vision_config *vc = &cfg->vision;
     const int64_t W = vc->width, P = vc->patch_size, N = vc->n_tokens;
     emu2_status st;
-    if ((st = bind_as(b, &v->patch.w, 4, SHAPE(W, 3, P, P), 2, SHAPE(W, 3 * P * P),
+    if ((st = place(b, -1, cfg->num_hidden_layers)) ||
+        (st = bind_as(b, &v->patch.w, 4, SHAPE(W, 3, P, P), 2, SHAPE(W, 3 * P * P),
                       "visual.patch_embed.proj.weight")) ||
         (st = BIND_VEC(b, &v->patch_b, W, "visual.patch_embed.proj.bias")) ||
         (st = bind_as(b, &v->cls, 3, SHAPE(1, 1, W), 2, SHAPE(1, W), "visual.cls_token")) ||
@@ -214,9 +234,10 @@ static emu2_status bind_decoder(binder *b, const emu2_config *cfg, emu2_decoder_
         return emu2_fail(b->err, EMU2_ERR_UNSUPPORTED,
                          "grouped-query attention (%d kv heads for %d heads) is not supported",
                          cfg->num_key_value_heads, cfg->num_attention_heads);
-    if ((st = BIND_MAT(b, &d->embed, V, D, "decoder.lm.model.embed_tokens.weight")) ||
-        (st = BIND_VEC(b, &d->final_norm, D, "decoder.lm.model.norm.weight")) ||
-        (st = bind_linear(b, &d->lm_head, V, D, "decoder.lm.lm_head")))
+    const int64_t L = cfg->num_hidden_layers;
+    if ((st = place(b, -1, L)) || (st = BIND_MAT(b, &d->embed, V, D, "decoder.lm.model.embed_tokens.weight")) ||
+        (st = place(b, L, L)) || (st = BIND_VEC(b, &d->final_norm, D, "decoder.lm.model.norm.weight")) ||
+        (st = bind_linear(b, &d->lm_head, V, D, "decoder.lm.lm_head")) || (st = place(b, -1, L)))
         return st;
     if (emu2_checkpoint_find(b->ck, "project_down.weight")) {
         d->has_project_down = 1;
@@ -229,7 +250,7 @@ static emu2_status bind_decoder(binder *b, const emu2_config *cfg, emu2_decoder_
         return emu2_fail(b->err, EMU2_ERR_NOMEM, "out of memory binding weights");
     for (size_t i = 0; i < d->n_layers; i++) {
         emu2_decoder_layer_weights *l = &d->layers[i];
-        if ((st = BIND_VEC(b, &l->input_norm, D, "%s.%zu.input_layernorm.weight", p, i)) ||
+        if ((st = place(b, (long)i, L)) || (st = BIND_VEC(b, &l->input_norm, D, "%s.%zu.input_layernorm.weight", p, i)) ||
             (st = BIND_VEC(b, &l->post_norm, D, "%s.%zu.post_attention_layernorm.weight", p, i)) ||
             (st = bind_linear(b, &l->q, D, D, "%s.%zu.self_attn.q_proj", p, i)) ||
             (st = bind_linear(b, &l->k, D, D, "%s.%zu.self_attn.k_proj", p, i)) ||
@@ -259,9 +280,14 @@ emu2_status emu2_model_weights_bind_quant(emu2_backend *be, const emu2_checkpoin
     emu2_status qst = emu2_quant_parse(quant, &spec, err);
     if (qst != EMU2_OK)
         return qst;
-    if (spec.format != EMU2_WEIGHT_FLOAT && strcmp(be->ops->name, "cpu"))
-        return emu2_fail(err, EMU2_ERR_UNSUPPORTED, "quantization at load (%s) runs on the CPU backend only, not %s",
-                         quant, be->ops->name);
+    /* quantizing reads the stored weights on the host: CUDA then uploads the quantized bytes, but
+     * random weights built on the device cannot be quantized there */
+    int host_weights = strcmp(be->ops->name, "cpu") == 0 || !ck->format || strcmp(ck->format, "random") != 0;
+    if (spec.format != EMU2_WEIGHT_FLOAT &&
+        ((strcmp(be->ops->name, "cpu") && strcmp(be->ops->name, "cuda")) || !host_weights))
+        return emu2_fail(err, EMU2_ERR_UNSUPPORTED,
+                         "quantization at load (%s) runs on the CPU and CUDA backends from stored weights, not %s%s",
+                         quant, be->ops->name, host_weights ? "" : " with random weights");
     emu2_model_weights *w = calloc(1, sizeof *w);
     if (!w)
         return emu2_fail(err, EMU2_ERR_NOMEM, "out of memory binding weights");

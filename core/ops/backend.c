@@ -9,7 +9,7 @@
  *
  * "auto": CUDA when the library loads and reports a usable GPU, else the CPU, with the reason kept
  * in be->device ("cpu (cuda unavailable: no GPU)"). "cuda" / "cuda:N": CUDA or an error saying
- * why, never a silent fall-back. "cuda:0,1" (layers split over GPUs) is reserved: see docs/CUDA.md. */
+ * why, never a silent fall-back. "cuda:0,1": the decoder layers split over those GPUs (docs/CUDA.md). */
 #define _GNU_SOURCE /* dladdr */
 #include <dlfcn.h>
 #include <limits.h>
@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "common/error.h"
+#include "ops/device_split.h"
 #include "ops/ops.h"
 
 void emu2_backend_options_init(emu2_backend_options *opts)
@@ -36,17 +37,8 @@ typedef struct device_name {
     int index; /* cuda:N */
 } device_name;
 
-static int parse_index(const char *s, const char **end)
-{
-    if (*s < '0' || *s > '9')
-        return -1;
-    char *e;
-    long v = strtol(s, &e, 10);
-    *end = e;
-    return v > 1024 ? -1 : (int)v;
-}
-
-/* "auto", "cpu", "cuda" (= cuda:0), "cuda:N", "cuda:N,M,..." (multi-GPU); anything else is DEV_BAD. */
+/* "auto", "cpu", "cuda" (= cuda:0), "cuda:N", "cuda:N,M,..." (multi-GPU, core/ops/device_split.c
+ * parses the list); anything else is DEV_BAD. */
 static device_name parse_device(const char *device)
 {
     device_name d = {DEV_BAD, 0};
@@ -54,24 +46,12 @@ static device_name parse_device(const char *device)
         return (device_name){DEV_AUTO, 0};
     if (!strcmp(device, "cpu"))
         return (device_name){DEV_CPU, 0};
-    if (strncmp(device, "cuda", 4) != 0)
-        return d;
-    if (device[4] == '\0')
+    if (!strcmp(device, "cuda"))
         return (device_name){DEV_CUDA, 0};
-    if (device[4] != ':')
+    emu2_device_list list;
+    if (emu2_device_list_parse(device, &list, NULL) != EMU2_OK)
         return d;
-    const char *p = device + 5, *end;
-    int index = parse_index(p, &end), n = 1;
-    if (index < 0)
-        return d;
-    while (*end == ',') {
-        if (parse_index(end + 1, &end) < 0)
-            return d;
-        n++;
-    }
-    if (*end)
-        return d;
-    return (device_name){n > 1 ? DEV_CUDA_MULTI : DEV_CUDA, index};
+    return (device_name){list.n > 1 ? DEV_CUDA_MULTI : DEV_CUDA, list.index[0]};
 }
 
 /* The folder of the file that holds this code (libemu2.so, or the program it is linked into). */
@@ -179,6 +159,34 @@ static emu2_status open_cuda(int index, const emu2_backend_options *opts, emu2_b
     return EMU2_OK;
 }
 
+/* "cuda:N,M,...": one CUDA backend per listed GPU behind the layer-split backend (core/ops/split_backend.c). */
+static emu2_status open_split(const char *device, const emu2_backend_options *opts, emu2_backend **out,
+                              emu2_error *err)
+{
+    emu2_device_list list;
+    emu2_status st = emu2_device_list_parse(device, &list, err);
+    if (st != EMU2_OK)
+        return st;
+    emu2_backend *children[EMU2_SPLIT_MAX_DEVICES] = {0};
+    int opened = 0;
+    for (; opened < list.n; opened++)
+        if ((st = open_cuda(list.index[opened], opts, &children[opened], err)) != EMU2_OK) {
+            emu2_fail_prefix(err, "device %s: cuda:%d unavailable: ", device, list.index[opened]);
+            break;
+        }
+    if (st == EMU2_OK && (st = emu2_split_backend_create(children, list.n, out, err)) != EMU2_OK)
+        emu2_fail_prefix(err, "device %s: ", device);
+    if (st != EMU2_OK) {
+        for (int i = opened; i-- > 0;)
+            emu2_backend_close(children[i]);
+        *out = NULL;
+        return st;
+    }
+    snprintf((*out)->device, sizeof (*out)->device, "%.40s, decoder layers split over %d GPUs (first: %.100s)", device,
+             list.n, children[0]->device);
+    return EMU2_OK;
+}
+
 emu2_status emu2_backend_open(const char *device, const emu2_backend_options *opts, emu2_backend **out,
                               emu2_error *err)
 {
@@ -189,16 +197,23 @@ emu2_status emu2_backend_open(const char *device, const emu2_backend_options *op
     emu2_status st;
     switch (d.kind) {
     case DEV_CPU:
-        if ((st = emu2_cpu_backend_open(opts, out, err)) == EMU2_OK)
-            snprintf((*out)->device, sizeof (*out)->device, "cpu");
+        if ((st = emu2_cpu_backend_open(opts, out, err)) == EMU2_OK) {
+            char note[64]; /* the CPU backend's own note (the bf16 precision), kept */
+            snprintf(note, sizeof note, "%.63s", (*out)->device);
+            snprintf((*out)->device, sizeof (*out)->device, "cpu%s%.60s", note[0] ? ", " : "", note);
+        }
         return st;
     case DEV_AUTO: {
         emu2_error why;
         emu2_error_clear(&why);
         if (open_cuda(opts ? opts->device_index : 0, opts, out, &why) == EMU2_OK)
             return EMU2_OK;
-        if ((st = emu2_cpu_backend_open(opts, out, err)) == EMU2_OK)
-            snprintf((*out)->device, sizeof (*out)->device, "cpu (cuda unavailable: %.160s)", why.message);
+        if ((st = emu2_cpu_backend_open(opts, out, err)) == EMU2_OK) {
+            char note[64];
+            snprintf(note, sizeof note, "%.63s", (*out)->device);
+            snprintf((*out)->device, sizeof (*out)->device, "cpu (cuda unavailable: %.100s)%s%.60s", why.message,
+                     note[0] ? ", " : "", note);
+        }
         return st;
     }
     case DEV_CUDA:
@@ -206,10 +221,7 @@ emu2_status emu2_backend_open(const char *device, const emu2_backend_options *op
             emu2_fail_prefix(err, "device %s: cuda unavailable: ", device);
         return st;
     case DEV_CUDA_MULTI:
-        return emu2_fail(err, EMU2_ERR_UNSUPPORTED,
-                         "device %s: splitting the layers over several GPUs is not implemented yet (use one GPU, "
-                         "cuda:N; see docs/CUDA.md)",
-                         device);
+        return open_split(device, opts, out, err);
     default:
         return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT,
                          "backend: unknown device \"%s\" (want auto, cpu, cuda or cuda:N)", device);

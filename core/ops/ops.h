@@ -42,6 +42,9 @@ typedef struct emu2_backend_options {
     int threads;         /* CPU worker threads, including the caller; 0 = number of cores */
     emu2_cpu_isa max_isa;/* CPU: highest instruction set to use */
     int device_index;    /* CUDA: which GPU */
+    int bf16_dot;        /* CPU: linears with BF16 weights and M >= 8 rows round their activations to bf16
+                            and use bf16 dot products with f32 accumulation (the "bf16" precision; needs
+                            AVX512_BF16, else f32 and the reason in device[]); 0 = f32 activations */
 } emu2_backend_options;
 
 void emu2_backend_options_init(emu2_backend_options *opts);
@@ -193,6 +196,16 @@ typedef struct emu2_ops {
      * a resnet adds to every pixel). y may be x. */
     emu2_status (*add_row_vector)(emu2_backend *be, size_t rows, size_t n, const float *x, const float *v, float *y,
                                   emu2_error *err);
+
+    /* ---------------------------------------------------------- layer split (docs/CUDA.md); NULL = one device */
+    /* Where what comes next belongs: decoder layer `layer` of n_layers (-1: before the layers, the
+     * vision tower and embeddings; n_layers: after them, final norm and lm_head). The weight binder
+     * calls it before preparing each layer's weights, the decoder before allocating each layer's KV
+     * cache; the split backend (core/ops/split_backend.c) places them on that layer's device. */
+    emu2_status (*set_layer)(emu2_backend *be, long layer, size_t n_layers, emu2_error *err);
+    /* Makes be's later work wait for everything issued so far on `other` (a backend of the same
+     * kind, possibly another GPU; enables peer access between the two). NULL: ops are synchronous. */
+    emu2_status (*wait_for)(emu2_backend *be, emu2_backend *other, emu2_error *err);
 } emu2_ops;
 
 /* The common head of every backend; each backend puts its private state after it. */

@@ -8,6 +8,7 @@
  *
  *   build/bench/bench_engine MODEL_DIR [--threads T] [--repeats R] [--images N] [--prompt P]
  *                            [--steps S] [--batches 1,8] [--only memcpy,vision,prefill,decode]
+ *                            [--precision f32|bf16]   (bf16: the "bf16" precision, rows tagged "emu2-bf16")
  */
 #define _POSIX_C_SOURCE 199309L /* clock_gettime */
 #include <stdint.h>
@@ -36,6 +37,7 @@ typedef struct bench_args {
     int batches[MAX_BATCHES];
     int n_batches;
     const char *only;
+    int bf16; /* --precision bf16 */
 } bench_args;
 
 static double median(const double *v, int n)
@@ -73,12 +75,15 @@ static void fill(float *x, size_t n, uint64_t seed, float scale)
 }
 
 /* One JSON line: the times of every repeat (seconds) plus the work one repeat does; rates follow. */
+/* "emu2", or "emu2-bf16" under --precision bf16 (set once in main, before any output) */
+static const char *impl_name = "emu2";
+
 static void emit(const char *bench, int batch, const char *unit, double items, double flop, double bytes,
                  const double *t, int n, int threads)
 {
-    printf("{\"impl\":\"emu2\",\"bench\":\"%s\",\"batch\":%d,\"threads\":%d,\"unit\":\"%s\",\"items\":%.9g,"
+    printf("{\"impl\":\"%s\",\"bench\":\"%s\",\"batch\":%d,\"threads\":%d,\"unit\":\"%s\",\"items\":%.9g,"
            "\"flop\":%.6g,\"bytes\":%.6g,\"times_s\":[",
-           bench, batch, threads, unit, items, flop, bytes);
+           impl_name, bench, batch, threads, unit, items, flop, bytes);
     for (int i = 0; i < n; i++)
         printf("%s%.6f", i ? "," : "", t[i]);
     double med = median(t, n);
@@ -262,9 +267,9 @@ static int run_decode(const bench_args *a, int rows, emu2_backend *be, const emu
         double wb = decode_weight_bytes(&w->decoder, rows);
         double flop = a->steps * rows * (2.0 * c->num_hidden_layers * layer_params(c) + 2.0 * D * V);
         emit("decode", rows, "tokens/s", (double)a->steps * rows, flop, wb + kv, t, a->repeats, be->threads);
-        printf("{\"impl\":\"emu2\",\"bench\":\"decode_bytes\",\"batch\":%d,\"weight_bytes\":%.6g,"
+        printf("{\"impl\":\"%s\",\"bench\":\"decode_bytes\",\"batch\":%d,\"weight_bytes\":%.6g,"
                "\"kv_bytes\":%.6g}\n",
-               rows, wb, kv);
+               impl_name, rows, wb, kv);
     }
     emu2_decoder_session_free(s);
     be->ops->free(be, emb);
@@ -298,6 +303,8 @@ static int parse_args(int argc, char **argv, bench_args *a)
             a->steps = atoi(v);
         else if (!strcmp(o, "--only"))
             a->only = v;
+        else if (!strcmp(o, "--precision") && (!strcmp(v, "f32") || !strcmp(v, "bf16")))
+            a->bf16 = !strcmp(v, "bf16");
         else if (!strcmp(o, "--batches")) {
             a->n_batches = 0;
             for (char *p = (char *)v; *p && a->n_batches < MAX_BATCHES;) {
@@ -337,6 +344,9 @@ int main(int argc, char **argv)
     emu2_backend_options bo;
     emu2_backend_options_init(&bo);
     bo.threads = a.threads;
+    bo.bf16_dot = a.bf16;
+    if (a.bf16)
+        impl_name = "emu2-bf16";
     double t0 = bench_now();
     if (emu2_config_load(a.dir, &cfg, &err) != EMU2_OK || emu2_checkpoint_open(a.dir, &ck, &err) != EMU2_OK ||
         emu2_cpu_backend_open(&bo, &be, &err) != EMU2_OK || emu2_model_weights_bind(be, ck, &cfg, &w, &err) != EMU2_OK) {
@@ -346,9 +356,9 @@ int main(int argc, char **argv)
         return 1;
     }
     a.threads = be->threads;
-    fprintf(stderr, "bench_engine: %s  isa=%s threads=%d  load %.2f s\n", a.dir, emu2_cpu_isa_name(be->isa),
-            be->threads, bench_now() - t0);
-    printf("{\"impl\":\"emu2\",\"bench\":\"setup\",\"threads\":%d,\"isa\":\"%s\",\"load_s\":%.3f}\n", be->threads,
+    fprintf(stderr, "bench_engine: %s  isa=%s threads=%d  load %.2f s%s%s\n", a.dir, emu2_cpu_isa_name(be->isa),
+            be->threads, bench_now() - t0, be->device[0] ? "  " : "", be->device);
+    printf("{\"impl\":\"%s\",\"bench\":\"setup\",\"threads\":%d,\"isa\":\"%s\",\"load_s\":%.3f}\n", impl_name, be->threads,
            emu2_cpu_isa_name(be->isa), bench_now() - t0);
     int rc = 0;
     if (strstr(a.only, "memcpy"))

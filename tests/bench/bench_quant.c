@@ -7,8 +7,9 @@
  *      build/libemu2.a -lturbojpeg -lpng -lsentencepiece -ljansson -lstdc++ -lm -lpthread -ldl \
  *      -o build/bench/bench_quant
  *   build/bench/bench_quant [--hidden 2048 --inter 5504 --layers 16 --heads 16 --vocab 32000]
- *                           [--threads T] [--rounds R] [--steps S] [--quant none,int8,int4]
- * (a format "int4:vnni" runs int4 with EMU2_CPU_VNNI=1: the AVX-512 VNNI kernel, for an A/B)
+ *                           [--threads T] [--rounds R] [--steps S] [--quant none,int8,int4] [--prefill P]
+ * (a format "int4:exact" runs int4 with EMU2_CPU_QUANT_EXACT=1: f32 activations instead of the
+ * default int8 ones on AVX-512 VNNI, for an A/B; --prefill P also times a P-position prefill) 
  * Defaults: a ~1B-parameter LLaMA (0.94 B: 16 layers of 2048/5504, vocab 32000) on the tiny model's
  * config for everything else (the vision tower is built but not timed). Output: one JSON line per
  * format on stdout, a readable summary on stderr. */
@@ -74,9 +75,45 @@ static double decode_rate(emu2_backend *be, const emu2_model_weights *w, const e
     return rate;
 }
 
+/* Prefill positions/s: one P-position prefill at batch 1 (the quantized GEMM paths, M = P). */
+static double prefill_rate(emu2_backend *be, const emu2_model_weights *w, const emu2_config *c, size_t P)
+{
+    const size_t D = (size_t)c->hidden_size, V = (size_t)c->vocab_size;
+    emu2_decoder_limits lim = {.max_rows = 1, .max_len = P + 1};
+    emu2_decoder_session *s = NULL;
+    emu2_error err = {0};
+    float *emb = be->ops->alloc(be, P * D, &err), *logits = malloc(V * sizeof(float));
+    float *host = malloc(P * D * sizeof(float));
+    double rate = -1;
+    if (emb && logits && host && emu2_decoder_session_create(be, &w->decoder, c, &lim, &s, &err) == EMU2_OK) {
+        for (size_t i = 0; i < P * D; i++)
+            host[i] = (float)((i * 2654435761u) % 1000) / 1000.0f - 0.5f;
+        if (be->ops->upload(be, emb, host, P * D, &err) == EMU2_OK) {
+            double t0 = bench_now();
+            if (emu2_decoder_prefill(s, 1, P, emb, NULL, logits, NULL, &err) == EMU2_OK)
+                rate = (double)P / (bench_now() - t0);
+        }
+    }
+    if (rate < 0)
+        fprintf(stderr, "bench_quant: prefill: %s\n", err.message[0] ? err.message : "out of memory");
+    emu2_decoder_session_free(s);
+    if (emb)
+        be->ops->free(be, emb);
+    free(logits);
+    free(host);
+    return rate;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof(double), bench_cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
 int main(int argc, char **argv)
 {
     int hidden = 2048, inter = 5504, layers = 16, heads = 16, vocab = 32000, threads = 0, rounds = 5, steps = 16;
+    int prefill = 0;
     const char *quants = "none,int8,int4";
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *o = argv[i], *v = argv[i + 1];
@@ -90,13 +127,14 @@ int main(int argc, char **argv)
         else if (!strcmp(o, "--rounds")) rounds = n;
         else if (!strcmp(o, "--steps")) steps = n;
         else if (!strcmp(o, "--quant")) quants = v;
+        else if (!strcmp(o, "--prefill")) prefill = n;
         else {
             fprintf(stderr, "bench_quant: unknown option %s (see the header of tests/bench/bench_quant.c)\n", o);
             return 2;
         }
     }
     if (argc % 2 == 0 || hidden < 16 || heads < 1 || hidden % heads || inter < 16 || layers < 1 || vocab < 16 ||
-        rounds < 1 || rounds > MAX_ROUNDS || steps < 1) {
+        rounds < 1 || rounds > MAX_ROUNDS || steps < 1 || prefill < 0) {
         fprintf(stderr, "bench_quant: bad arguments (see the header of tests/bench/bench_quant.c)\n");
         return 2;
     }
@@ -124,7 +162,7 @@ int main(int argc, char **argv)
         return 1;
     }
     const char *names[MAX_Q];
-    int vnni[MAX_Q] = {0};
+    int exact[MAX_Q] = {0};
     emu2_model_weights *w[MAX_Q];
     int nq = 0;
     char list[256];
@@ -132,9 +170,13 @@ int main(int argc, char **argv)
     for (char *tok = strtok(list, ","); tok && nq < MAX_Q; tok = strtok(NULL, ",")) {
         double t0 = bench_now();
         names[nq] = strcmp(tok, "none") ? strdup(tok) : "bf16";
-        char *colon = strchr(tok, ':'); /* "int4:vnni": the AVX-512 VNNI int4 kernel (EMU2_CPU_VNNI=1) */
+        char *colon = strchr(tok, ':'); /* "int4:exact": f32 activations (EMU2_CPU_QUANT_EXACT=1) */
         if (colon) {
-            vnni[nq] = !strcmp(colon, ":vnni");
+            exact[nq] = !strcmp(colon, ":exact");
+            if (!exact[nq]) {
+                fprintf(stderr, "bench_quant: %s: the only suffix is \":exact\"\n", tok);
+                return 2;
+            }
             *colon = '\0';
         }
         if (emu2_model_weights_bind_quant(be, ck, &cfg, tok, &w[nq], &err) != EMU2_OK) {
@@ -148,23 +190,24 @@ int main(int argc, char **argv)
     double params = (double)layers * (4.0 * hidden * hidden + 3.0 * hidden * inter) + 2.0 * vocab * hidden;
     fprintf(stderr, "bench_quant: %.2f B LLM parameters, isa=%s threads=%d, %d rounds x %d steps\n", params / 1e9,
             emu2_cpu_isa_name(be->isa), be->threads, rounds, steps);
-    double r[MAX_Q][MAX_ROUNDS];
+    double r[MAX_Q][MAX_ROUNDS], pr[MAX_Q][MAX_ROUNDS];
     for (int q = 0; q < nq; q++) /* warm-up: page in and first-touch every format */
         decode_rate(be, w[q], &cfg, 2);
     for (int k = 0; k < rounds; k++)
         for (int q = 0; q < nq; q++) {
-            if (vnni[q])
-                setenv("EMU2_CPU_VNNI", "1", 1);
+            if (exact[q])
+                setenv("EMU2_CPU_QUANT_EXACT", "1", 1);
             r[q][k] = decode_rate(be, w[q], &cfg, steps);
-            if (vnni[q])
-                unsetenv("EMU2_CPU_VNNI");
-            if (r[q][k] < 0)
+            pr[q][k] = prefill ? prefill_rate(be, w[q], &cfg, (size_t)prefill) : 0;
+            if (exact[q])
+                unsetenv("EMU2_CPU_QUANT_EXACT");
+            if (r[q][k] < 0 || pr[q][k] < 0)
                 return 1;
         }
-    double med[MAX_Q];
+    double med[MAX_Q], pmed[MAX_Q];
     for (int q = 0; q < nq; q++) {
-        qsort(r[q], (size_t)rounds, sizeof(double), bench_cmp_double);
-        med[q] = rounds % 2 ? r[q][rounds / 2] : 0.5 * (r[q][rounds / 2 - 1] + r[q][rounds / 2]);
+        med[q] = median(r[q], rounds);
+        pmed[q] = median(pr[q], rounds);
     }
     for (int q = 0; q < nq; q++) {
         double speedup = med[q] / med[0];
@@ -173,6 +216,13 @@ int main(int argc, char **argv)
         printf("{\"impl\":\"emu2\",\"bench\":\"decode_quant\",\"quant\":\"%s\",\"batch\":1,\"tokens_per_s\":%.4f,"
                "\"min\":%.4f,\"max\":%.4f,\"speedup_vs_first\":%.4f,\"threads\":%d,\"isa\":\"%s\",\"params\":%.0f}\n",
                names[q], med[q], r[q][0], r[q][rounds - 1], speedup, be->threads, emu2_cpu_isa_name(be->isa), params);
+    }
+    for (int q = 0; prefill && q < nq; q++) {
+        fprintf(stderr, "  prefill %4d     %-6s %8.2f tokens/s  (min %.2f max %.2f)  %.2fx %s\n", prefill, names[q],
+                pmed[q], pr[q][0], pr[q][rounds - 1], pmed[q] / pmed[0], names[0]);
+        printf("{\"impl\":\"emu2\",\"bench\":\"prefill_quant\",\"quant\":\"%s\",\"positions\":%d,"
+               "\"tokens_per_s\":%.4f,\"min\":%.4f,\"max\":%.4f,\"threads\":%d,\"isa\":\"%s\"}\n",
+               names[q], prefill, pmed[q], pr[q][0], pr[q][rounds - 1], be->threads, emu2_cpu_isa_name(be->isa));
     }
     for (int q = 0; q < nq; q++)
         emu2_model_weights_free(w[q]);

@@ -81,22 +81,24 @@ def main():
             peak[(model, threads)] = statistics.median(s)
     for k, v in copy_bw.items():  # older runs had no read test: compare with the copy bandwidth
         bw.setdefault(k, v)
-    peers = sorted({k[2] for k in samples if k[2] != "emu2"})
+    # ours: "emu2" (f32 precision) and "emu2-bf16" (the bf16 precision, one row each); peers: PyTorch etc.
+    peers = sorted({k[2] for k in samples if not k[2].startswith("emu2")})
     head = ["model", "thr", "measure", "batch", "emu2 (median, min..max)"]
     for p in peers:
         head += [f"{p} (median, min..max)", f"emu2/{p}"]
     head += ["emu2 GFLOP/s (of peak)"] + [f"{p} GFLOP/s" for p in peers] + ["emu2 MB/step, GB/s, of BW"]
     head += [f"{p} GB/s, of BW" for p in peers]
     rows = []
-    keys = sorted({(k[0], k[1], k[3], k[4]) for k in samples
-                   if k[2] == "emu2" and k[3] in ("vision", "prefill", "decode")},
-                  key=lambda k: (k[0], k[1], ["vision", "prefill", "decode"].index(k[2]), k[3]))
-    for model, thr, bench, batch in keys:
-        mine = samples[(model, thr, "emu2", bench, batch)]
+    keys = sorted({(k[0], k[1], k[3], k[4], k[2]) for k in samples
+                   if k[2].startswith("emu2") and k[3] in ("vision", "prefill", "decode")},
+                  key=lambda k: (k[0], k[1], ["vision", "prefill", "decode"].index(k[2]), k[3], k[4]))
+    for model, thr, bench, batch, impl in keys:
+        mine = samples[(model, thr, impl, bench, batch)]
         w = work.get((model, bench, batch), {})
         unit = w.get("unit", "")
         med = statistics.median(mine)
-        row = [model, str(thr), f"{bench} ({unit})", str(batch), f"{med:.4g} ({min(mine):.4g}..{max(mine):.4g})"]
+        label = bench if impl == "emu2" else f"{bench} {impl[len('emu2-'):]}"
+        row = [model, str(thr), f"{label} ({unit})", str(batch), f"{med:.4g} ({min(mine):.4g}..{max(mine):.4g})"]
         gflops = []
         gbs = []
         per_item_flop = w.get("flop", 0) / w.get("items", 1)
@@ -114,6 +116,9 @@ def main():
         pk = peak.get((model, thr))
         row += [(f"{g:.1f} ({g / pk:.0%})" if pk and bench != "decode" else f"{g:.1f}") if g else "-"
                 for g in gflops]
+        if impl.endswith("bf16") and pk and bench != "decode" and gflops[0]:
+            # vdpbf16ps does twice the f32 FMA's multiply-adds: the bf16 precision's roof is 2x the peak
+            row[-1 - len(peers)] = f"{gflops[0]:.1f} ({gflops[0] / (2 * pk):.0%} of 2x)"
         if bench == "decode" and (model, batch) in kv:
             kb = kv[(model, batch)]
             steps_per_s = med / batch

@@ -7,7 +7,8 @@
 #   BUILD=build            build folder (the library is built there when missing or stale)
 #   BENCH_QUICK=1          a short run: tiny model only, one round
 #   BENCH_MODELS="tiny large"   BENCH_THREADS="1 <nproc>"   BENCH_ROUNDS=2   BENCH_REPEATS=3
-#   BENCH_TORCH_DTYPES="f32"    PyTorch compute dtypes to time ("f32 bf16" adds PyTorch's bf16 kernels)
+#   BENCH_TORCH_DTYPES="f32 bf16"  PyTorch compute dtypes to time ("f32" alone skips PyTorch's bf16 kernels)
+#   BENCH_PRECISION="f32 bf16"  emu2 precisions to time (bf16: --precision bf16, rows "... bf16"; docs/PERFORMANCE.md)
 #   EMU2_BENCH_DIR=/tmp/emu2-bench   where the random model is cached (never in the repository)
 #   PY=...                 python with the reference kit (default: tests/reference/.venv, /work/venv-ref,
 #                          else tests/reference/.venv is created from tests/reference/requirements.txt)
@@ -22,7 +23,8 @@ MODELS=${BENCH_MODELS:-$([ "$QUICK" = 1 ] && echo tiny || echo "tiny large")}
 THREADS=${BENCH_THREADS:-$( [ "$NPROC" -gt 1 ] && echo "1 $NPROC" || echo 1)}
 ROUNDS=${BENCH_ROUNDS:-$([ "$QUICK" = 1 ] && echo 1 || echo 2)}
 REPEATS=${BENCH_REPEATS:-3}
-TORCH_DTYPES=${BENCH_TORCH_DTYPES:-f32}
+TORCH_DTYPES=${BENCH_TORCH_DTYPES:-f32 bf16}
+PRECISIONS=${BENCH_PRECISION:-f32 bf16}
 BENCH_DIR=${EMU2_BENCH_DIR:-/tmp/emu2-bench}
 
 # ---- the engine and the bench binary
@@ -70,7 +72,7 @@ mkdir -p "$(dirname "$OUT")"
 tag() { sed -u "s/^{/{\"model\":\"$1\",\"round\":$2,/" | grep '^{' >>"$OUT" || true; }
 
 echo "bench: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $NPROC cores;" \
-     "models: $MODELS; threads: $THREADS; rounds: $ROUNDS; repeats: $REPEATS; PyTorch: $TORCH_DTYPES" >&2
+     "models: $MODELS; threads: $THREADS; rounds: $ROUNDS; repeats: $REPEATS; emu2: $PRECISIONS; PyTorch: $TORCH_DTYPES" >&2
 start=$(date +%s)
 for m in $MODELS; do
     dir=$(model_dir "$m")
@@ -79,8 +81,15 @@ for m in $MODELS; do
     for t in $THREADS; do
         for r in $(seq 1 "$ROUNDS"); do
             echo "== $m, $t threads, round $r/$ROUNDS" >&2
-            # shellcheck disable=SC2046
-            "$BIN" "$dir" --threads "$t" --repeats "$REPEATS" $(model_args "$m") | tag "$m" "$r"
+            for p in $PRECISIONS; do
+                # the bf16 precision changes only linears with bf16 weights at M >= 8 rows: vision,
+                # prefill and decode at batch 8 (batch 1 keeps f32)
+                [ "$p" = bf16 ] && [ "${dtype:-float32}" = float32 ] && continue
+                extra=$([ "$p" = f32 ] && echo "--only memcpy,vision,prefill,decode" || echo "--only vision,prefill,decode --batches 8")
+                # shellcheck disable=SC2046,SC2086
+                "$BIN" "$dir" --threads "$t" --repeats "$REPEATS" --precision "$p" $extra \
+                    $(model_args "$m") | tag "$m" "$r"
+            done
             for d in $TORCH_DTYPES; do
                 # shellcheck disable=SC2046
                 "$PY" tests/bench/bench_torch.py "$dir" --threads "$t" --repeats "$REPEATS" --dtype "$d" \

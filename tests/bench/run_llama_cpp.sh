@@ -16,6 +16,8 @@
 #   BENCH_PROMPT=128  BENCH_GEN=128   prompt token ids (BOS included) and generated tokens
 #   BENCH_LLAMA_TYPES="f32 bf16 f16 q8_0 q4_0"   which pairs to run (by llama.cpp's type)
 #   BENCH_EMU2_INT4="int4-g32 int4"   the engine's int4 presets to compare with q4_0
+#   BENCH_PRECISION="f32 bf16"   bf16 adds the engine's bf16 weights with the bf16 precision ("bf16-dot":
+#                            activations rounded to bf16, bf16 dot products) against llama.cpp's bf16
 #   BENCH_LLAMA_RECIPE=matched   q8_0/q4_0 keep token embeddings and lm_head in bf16 as the engine does;
 #                                "default" = llama-quantize's own recipe (q4_0: output matrix in q6_K)
 #   BENCH_LLAMA_FLASH_ATTN=on    llama.cpp's flash attention (what its "auto" picks on CPU); "off"
@@ -41,6 +43,7 @@ PROMPT=${BENCH_PROMPT:-128}
 GEN=${BENCH_GEN:-128}
 TYPES=${BENCH_LLAMA_TYPES:-f32 bf16 f16 q8_0 q4_0}
 INT4=${BENCH_EMU2_INT4:-int4-g32 int4}
+PRECISIONS=${BENCH_PRECISION:-f32 bf16}
 RECIPE=${BENCH_LLAMA_RECIPE:-matched}
 FLASH=${BENCH_LLAMA_FLASH_ATTN:-on}
 BENCH_DIR=${EMU2_BENCH_DIR:-/tmp/emu2-bench}
@@ -138,8 +141,9 @@ tag() { sed -u "s/^{/{\"model\":\"$NAME\",\"round\":$1,/" | grep '^{' >>"$OUT" |
 load() { echo "{\"bench\":\"load\",\"when\":\"$1\",\"uptime\":\"$(uptime | sed 's/.*load average: //')\"}" | tag 0; }
 
 # one process per (engine, weights): emu2 WEIGHTS QUANT | llama TYPE
-emu2() { "$BIN" "$WORK/emu2-$1" --quant "$2" --weights "$1" --threads "$3" --repeats "$REPEATS" \
-             --prompt-tokens "$PROMPT" --gen "$GEN" | tag "$4"; }
+# (a 5th argument "bf16": the bf16 precision, labelled WEIGHTS-dot)
+emu2() { "$BIN" "$WORK/emu2-$1" --quant "$2" --weights "$1${5:+-dot}" --precision "${5:-f32}" --threads "$3" \
+             --repeats "$REPEATS" --prompt-tokens "$PROMPT" --gen "$GEN" | tag "$4"; }
 llama() { "$LPY" $HERE/bench_llama.py "$(gguf "$1")" --weights "$1" --threads "$2" --repeats "$REPEATS" \
               --prompt-ids "$IDS" --gen "$GEN" --flash-attn "$FLASH" | tag "$3"; }
 has() { case " $TYPES " in *" $1 "*) return 0 ;; esac; return 1; }
@@ -155,6 +159,7 @@ for t in $THREADS; do
         if has f32; then emu2 f32 none "$t" "$r"; llama f32 "$t" "$r"; fi
         if has bf16 || has f16; then emu2 bf16 none "$t" "$r"; fi
         if has bf16; then llama bf16 "$t" "$r"; fi
+        if has bf16 && [[ " $PRECISIONS " == *" bf16 "* ]]; then emu2 bf16 none "$t" "$r" bf16; fi
         if has f16; then llama f16 "$t" "$r"; fi
         if has q8_0; then emu2 bf16 int8 "$t" "$r"; llama q8_0 "$t" "$r"; fi
         if has q4_0; then for q in $INT4; do emu2 bf16 "$q" "$t" "$r"; done; llama q4_0 "$t" "$r"; fi

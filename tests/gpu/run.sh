@@ -14,7 +14,8 @@
 #
 # Environment: BUILD (default build-gpu), OUT (where logs and results go; the device tool sets it),
 # GPU_BENCH_STEPS (32), GPU_BENCH_REPEATS (3), GPU_BENCH_LAYERS (override the LLM layer count),
-# GPU_SKIP_HF=1 (no reference run), GPU_SKIP_SANITIZER=1 (no compute-sanitizer pass).
+# GPU_SKIP_HF=1 (no reference run), GPU_SKIP_SANITIZER=1 (no compute-sanitizer pass),
+# GPU_SKIP_QUANT=1 (no quantized-linears benchmark, tests/gpu/quant_bench.c).
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
@@ -64,6 +65,9 @@ build() {
     cc -std=c11 -Wall -Wextra -O2 -g -pthread -Icore/include -Icore -D_DEFAULT_SOURCE tests/bench/gpu_bench.c \
         "$BUILD/libemu2.a" -lturbojpeg -lpng -lsentencepiece -ljansson -lstdc++ -lm -lpthread -ldl \
         -o "$BUILD/bench/gpu_bench" || return 1
+    cc -std=c11 -Wall -Wextra -O2 -g -pthread -Icore/include -Icore -D_DEFAULT_SOURCE tests/gpu/quant_bench.c \
+        "$BUILD/libemu2.a" -lturbojpeg -lpng -lsentencepiece -ljansson -lstdc++ -lm -lpthread -ldl \
+        -o "$BUILD/bench/quant_bench" || return 1
     [ -f "$BUILD/libemu2_cuda.so" ] || { say "libemu2_cuda.so was not built"; return 1; }
 }
 
@@ -132,6 +136,12 @@ run_bench() {
     "$BUILD/bench/gpu_bench" "$dir" --device cuda --steps "$STEPS" --repeats "$REPEATS" >>"$res" 2>"$OUTDIR/gpu_bench.log"
     local rc=$?
     cat "$OUTDIR/gpu_bench.log" >&2
+    # the decode linears with bf16 / int8 / int4 weights on the full-size shape (tests/gpu/quant_bench.c)
+    if [ "${GPU_SKIP_QUANT:-0}" != 1 ]; then
+        say "quantized decode linears"
+        "$BUILD/bench/quant_bench" --repeats "$REPEATS" >>"$res" 2>"$OUTDIR/quant_bench.log" || rc=1
+        cat "$OUTDIR/quant_bench.log" >&2
+    fi
     if [ "${GPU_SKIP_HF:-0}" != 1 ]; then
         say "reference (HF transformers / PyTorch)"
         PYTHONUNBUFFERED=1 python3 tests/bench/gpu_hf_reference.py "$dir/config.json" --steps "$STEPS" \
@@ -158,6 +168,9 @@ print_table() {
             r = rate["hf_decode", n]
             printf "%-22s %6s %14.1f %14s %9s %11.1f%%\n", "decode tokens/s", n, rate["decode", n],
                    r == "" ? "-" : sprintf("%.1f", r), r == "" ? "-" : sprintf("%.2fx", rate["decode", n] / r), 100 * frac["decode", n] }
+        split("bf16 int8 int4 int4-g32", qf, " ")
+        for (f = 1; f <= 4; f++) for (i = 1; i <= 3; i++) { n = bs[i]; b = "linears_" qf[f]; if (!((b, n) in rate)) continue
+            printf "%-22s %6s %14.1f %14s %9s %11.1f%%\n", "linears " qf[f] " tok/s", n, rate[b, n], "-", "-", 100 * frac[b, n] }
         split("1 8", is, " ")
         for (i = 1; i <= 2; i++) { n = is[i]; if (!(("vision", n) in rate)) continue
             r = rate["torch_vision", n]

@@ -111,6 +111,102 @@ TEST(tiny_model_answers_as_on_cpu)
     CHECK(gen_same);
 }
 
+/* Quantized at load (int8, and the int4 preset): the CUDA backend runs the same stored bytes as
+ * the CPU. Greedy captions must match word for word; the prompt's prefill (more than 8 rows)
+ * rounds activations to bf16 on the GPU, so only the decisions, not the logits, are compared. Random
+ * weights live in device memory and cannot be quantized there: a clear error. */
+static emu2_model *load_quant(const char *device, const char *quant, unsigned flags, emu2_error *err)
+{
+    emu2_load_options o;
+    emu2_load_options_init(&o);
+    o.device = device;
+    o.threads = 2;
+    o.flags = flags;
+    o.quant = quant;
+    emu2_model *m = NULL;
+    if (emu2_model_load(ROOT_PATH("models/emu2-tiny-digits"), &o, &m, err) != EMU2_OK)
+        return NULL;
+    return m;
+}
+
+TEST(quantized_tiny_model_answers_as_on_cpu)
+{
+    TC_NEED_GPU();
+    const char *quants[] = {"int8", "int4"};
+    for (int q = 0; q < 2; q++) {
+        emu2_error err;
+        emu2_model *cpu = load_quant("cpu", quants[q], 0, &err);
+        CHECKF(cpu, "%s: %s", quants[q], err.message);
+        emu2_model *gpu = load_quant("cuda", quants[q], 0, &err);
+        if (!gpu)
+            emu2_model_free(cpu);
+        CHECKF(gpu, "%s on cuda: %s", quants[q], err.message);
+        int same = 1;
+        for (size_t i = 0; i < sizeof examples / sizeof examples[0]; i++) {
+            char *a = describe(cpu, examples[i], 1), *b = describe(gpu, examples[i], 1);
+            if (!a || !b || strcmp(a, b)) {
+                printf("    %s %s: cpu \"%s\", cuda \"%s\"\n", quants[q], examples[i], a ? a : "(error)",
+                       b ? b : "(error)");
+                same = 0;
+            }
+            emu2_free(a);
+            emu2_free(b);
+        }
+        emu2_model_free(gpu);
+        emu2_model_free(cpu);
+        CHECK(same);
+    }
+    emu2_error err;
+    emu2_model *r = load_quant("cuda", "int8", EMU2_LOAD_RANDOM_WEIGHTS, &err);
+    emu2_model_free(r);
+    CHECK(!r && err.status == EMU2_ERR_UNSUPPORTED && strstr(err.message, "random weights"));
+}
+
+/* The layer split (core/ops/split_backend.c) on one GPU ("cuda:0,0": two CUDA backends, two
+ * streams, hand-overs by events) and, where there is a second GPU, over two ("cuda:0,1", peer
+ * access): the tiny model's greedy and beam captions must be the single GPU's. */
+TEST(layer_split_answers_as_one_gpu)
+{
+    TC_NEED_GPU();
+    emu2_error err;
+    const char *dir = ROOT_PATH("models/emu2-tiny-digits");
+    emu2_model *one = load(dir, "cuda", 0, &err);
+    CHECKF(one, "%s", err.message);
+    emu2_backend *second = NULL;
+    int two_gpus = emu2_backend_open("cuda:1", NULL, &second, &err) == EMU2_OK;
+    emu2_backend_close(second);
+    const char *splits[] = {"cuda:0,0", "cuda:0,1"};
+    int same = 1, opened = 1;
+    for (int d = 0; d < (two_gpus ? 2 : 1); d++) {
+        emu2_model *m = load(dir, splits[d], 0, &err);
+        if (!m) {
+            printf("    %s: %s\n", splits[d], err.message);
+            opened = 0;
+            continue;
+        }
+        emu2_model_info info;
+        emu2_model_get_info(m, &info);
+        printf("    %s\n", info.device);
+        for (size_t i = 0; i < sizeof examples / sizeof examples[0]; i++)
+            for (int beams = 1; beams <= 5; beams += 4) {
+                char *a = describe(one, examples[i], beams), *b = describe(m, examples[i], beams);
+                if (!a || !b || strcmp(a, b)) {
+                    printf("    %s %s (beams %d): one GPU \"%s\", split \"%s\"\n", splits[d], examples[i], beams,
+                           a ? a : "(error)", b ? b : "(error)");
+                    same = 0;
+                }
+                emu2_free(a);
+                emu2_free(b);
+            }
+        emu2_model_free(m);
+    }
+    if (!two_gpus)
+        printf("    one GPU here: cuda:0,1 not tried\n");
+    emu2_model_free(one);
+    CHECK(opened);
+    CHECK(same);
+}
+
 TEST(random_weights_on_device_equal_host_build)
 {
     TC_NEED_GPU();
@@ -158,8 +254,11 @@ TEST(random_model_runs_on_device)
 
 int main(void)
 {
+    setenv("EMU2_CPU_QUANT_EXACT", "1", 1); /* the CPU's int4 with f32 activations, as the GPU's */
     tc_open();
     RUN(tiny_model_answers_as_on_cpu);
+    RUN(quantized_tiny_model_answers_as_on_cpu);
+    RUN(layer_split_answers_as_one_gpu);
     RUN(random_weights_on_device_equal_host_build);
     RUN(random_model_runs_on_device);
     if (tc_gpu)

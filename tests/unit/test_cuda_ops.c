@@ -2,8 +2,10 @@
  * poisoned (NaN) outputs so an unwritten element fails. Tolerances, relative to the RMS of the
  * CPU result: 1e-5 for f32 arithmetic (f32 weights, and bf16/f16 weights at M <= 8, which the GPU
  * reads exactly like the CPU); 2e-2 (bf16) / 4e-3 (f16) for M > 8 with 16-bit weights, where the
- * GPU rounds activations to the weight dtype for cuBLASLt; exact for the ops that move data.
- * Skips, saying why, without a usable GPU. */
+ * GPU rounds activations to the weight dtype for cuBLASLt; exact for the ops that move data;
+ * quantized (int8/int4) linears: see quantized_linear_matches_cpu. Skips, saying why, without a
+ * usable GPU. */
+#include "quant/quant.h"
 #include "test_cuda_support.h"
 
 #define TOL_F32 1e-5
@@ -71,6 +73,138 @@ TEST(matmul_nt_matches_cpu)
     CHECKF(e <= TOL_F32, "error %.3g", e);
 }
 
+/* A quantized [N, K] weight built from random values with core/quant (the code load and convert
+ * use), as host views and as prepared device views. */
+typedef struct tc_qweight {
+    emu2_op_weight host, dev;
+    void *q, *scales;
+} tc_qweight;
+
+static int tc_qweight_make(tc_qweight *t, emu2_weight_format format, int group, size_t N, size_t K)
+{
+    emu2_quant_spec spec = {.format = format, .group = group};
+    size_t rb = emu2_quant_q_row_bytes(spec, K), sc = emu2_quant_scale_row_count(spec, K);
+    size_t ss = format == EMU2_WEIGHT_Q8 ? 4 : 2;
+    float *w = tc_random(N * K, -0.5f, 0.5f);
+    memset(t, 0, sizeof *t);
+    t->q = malloc(N * rb);
+    t->scales = malloc(N * sc * ss);
+    emu2_error err;
+    int ok = emu2_quantize_rows(spec, w, EMU2_DT_F32, N, K, t->q, t->scales, &err) == EMU2_OK;
+    free(w);
+    if (!ok) {
+        printf("    quantize: %s\n", err.message);
+        return 0;
+    }
+    emu2_op_weight *h = &t->host;
+    h->format = format;
+    h->group = format == EMU2_WEIGHT_Q4 ? group : 0;
+    h->w = (emu2_tensor_view){.dtype = format == EMU2_WEIGHT_Q8 ? EMU2_DT_I8 : EMU2_DT_U8, .ndim = 2,
+                              .shape = {(int64_t)N, (int64_t)rb}, .data = t->q, .nbytes = N * rb};
+    if (format == EMU2_WEIGHT_Q8)
+        h->scales = (emu2_tensor_view){.dtype = EMU2_DT_F32, .ndim = 1, .shape = {(int64_t)N}, .data = t->scales,
+                                       .nbytes = N * 4};
+    else
+        h->scales = (emu2_tensor_view){.dtype = EMU2_DT_F16, .ndim = 2, .shape = {(int64_t)N, (int64_t)sc},
+                                       .data = t->scales, .nbytes = N * sc * 2};
+    t->dev = *h;
+    if (tc_gpu->ops->prepare_weight(tc_gpu, &h->w, &t->dev.w, &err) != EMU2_OK ||
+        tc_gpu->ops->prepare_weight(tc_gpu, &h->scales, &t->dev.scales, &err) != EMU2_OK) {
+        printf("    prepare_weight: %s\n", err.message);
+        return 0;
+    }
+    return 1;
+}
+
+static void tc_qweight_free(tc_qweight *t)
+{
+    tc_gpu->ops->release_weight(tc_gpu, &t->dev.w);
+    tc_gpu->ops->release_weight(tc_gpu, &t->dev.scales);
+    free(t->q), free(t->scales);
+}
+
+/* y = x W^T + b with a quantized W on both backends. *e_ref: the GPU against a double-precision
+ * sum over the dequantized weights (emu2_dequant_row, the format's definition); *e_cpu: the GPU
+ * against the CPU backend's linear. INFINITY on a failed call. */
+static void quant_linear_case(emu2_weight_format format, int group, size_t M, size_t K, size_t N, int with_bias,
+                              size_t xs, size_t ys, double *e_ref, double *e_cpu)
+{
+    tc_qweight W;
+    tc_view B;
+    *e_ref = *e_cpu = INFINITY;
+    float *x = tc_random(M * xs, -1, 1), *b = tc_random(N, -1, 1), *y_cpu = calloc(M * ys, sizeof *y_cpu);
+    float *y_ref = calloc(M * ys, sizeof *y_ref), *row = malloc(K * sizeof *row);
+    if (!tc_qweight_make(&W, format, group, N, K) || !tc_view_make(&B, EMU2_DT_BF16, 1, (int64_t)N, 0, b)) {
+        free(x), free(b), free(y_cpu), free(y_ref), free(row);
+        return;
+    }
+    for (size_t n = 0; n < N; n++) {
+        emu2_dequant_row(&W.host, K, n, 0, K, row);
+        for (size_t m = 0; m < M; m++) {
+            double acc = with_bias ? (double)b[n] : 0.0;
+            for (size_t k = 0; k < K; k++)
+                acc += (double)x[m * xs + k] * row[k];
+            y_ref[m * ys + n] = (float)acc;
+        }
+    }
+    float *dx = tc_dev(x, M * xs), *dy = tc_dev(NULL, M * ys);
+    emu2_error err;
+    if (tc_cpu->ops->linear(tc_cpu, M, K, N, x, xs, &W.host, with_bias ? &B.host : NULL, y_cpu, ys, &err) ==
+            EMU2_OK &&
+        tc_gpu->ops->linear(tc_gpu, M, K, N, dx, xs, &W.dev, with_bias ? &B.dev : NULL, dy, ys, &err) == EMU2_OK) {
+        float *y = tc_host(dy, M * ys);
+        if (y) {
+            *e_ref = tc_err_rows(y, y_ref, M, N, ys);
+            *e_cpu = tc_err_rows(y, y_cpu, M, N, ys);
+        }
+        free(y);
+    } else
+        printf("    quantized linear: %s\n", err.message);
+    tc_free(dx), tc_free(dy);
+    tc_qweight_free(&W);
+    tc_view_free(&B);
+    free(x), free(b), free(y_cpu), free(y_ref), free(row);
+}
+
+/* Tolerances, relative to the RMS of the result. Against the exact reference: 1e-5 at M <= 8
+ * (f32 sums of the exact weights), 2e-2 above, where the activations (and the int4 weights,
+ * scaled) are rounded to bf16 for cuBLASLt. Against the CPU backend: 2e-2 everywhere (its int4
+ * path may quantize activations to int8 on AVX-512 VNNI CPUs; EMU2_CPU_QUANT_EXACT=1 is set by
+ * main, so it normally is f32 too). K = 100 and 200 take the scalar paths (K not a multiple of
+ * 16; a partial last int4 group); N = 50 is not a multiple of the rows per warp; the strided
+ * case has row strides wider than the rows. */
+TEST(quantized_linear_matches_cpu)
+{
+    TC_NEED_GPU();
+    const struct { emu2_weight_format f; int g; } fmts[] = {
+        {EMU2_WEIGHT_Q8, 0}, {EMU2_WEIGHT_Q4, 32}, {EMU2_WEIGHT_Q4, 64}, {EMU2_WEIGHT_Q4, 128}};
+    const size_t Ms[] = {1, 2, 5, 8, 9, 40};
+    const size_t Ks[] = {256, 100, 200};
+    for (size_t f = 0; f < 4; f++)
+        for (size_t m = 0; m < 6; m++)
+            for (size_t k = 0; k < 3; k++) {
+                size_t M = Ms[m], K = Ks[k];
+                double tol = M <= 8 ? 1e-5 : 2e-2, r1, c1, r2, c2;
+                quant_linear_case(fmts[f].f, fmts[f].g, M, K, 48, 1, K, 48, &r1, &c1);
+                quant_linear_case(fmts[f].f, fmts[f].g, M, K, 50, 0, K + 4, 55, &r2, &c2);
+                CHECKF(r1 <= tol && r2 <= tol && c1 <= 2e-2 && c2 <= 2e-2,
+                       "%s g%d M=%zu K=%zu: errors %.3g %.3g (tolerance %g), vs cpu %.3g %.3g (2e-2)",
+                       fmts[f].f == EMU2_WEIGHT_Q8 ? "int8" : "int4", fmts[f].g, M, K, r1, r2, tol, c1, c2);
+            }
+}
+
+/* A large-M linear whose weight needs several widening chunks (CUDA_QUANT_CHUNK_BYTES = 16 MiB of
+ * bf16 rows): 4100 rows of K 2048 = 16.4 MiB, so two chunks, the second of 4 rows. */
+TEST(quantized_linear_in_chunks)
+{
+    TC_NEED_GPU();
+    double r8, c8, r4, c4;
+    quant_linear_case(EMU2_WEIGHT_Q8, 0, 20, 2048, 4100, 1, 2048, 4100, &r8, &c8);
+    quant_linear_case(EMU2_WEIGHT_Q4, 32, 20, 2048, 4100, 1, 2048, 4100, &r4, &c4);
+    CHECKF(r8 <= 2e-2 && r4 <= 2e-2 && c8 <= 2e-2 && c4 <= 2e-2, "int8 %.3g (cpu %.3g), int4 %.3g (cpu %.3g)", r8,
+           c8, r4, c4);
+}
+
 TEST(linear_rejects_what_it_cannot_run)
 {
     TC_NEED_GPU();
@@ -82,15 +216,29 @@ TEST(linear_rejects_what_it_cannot_run)
     emu2_op_weight host = {.w = W.host}, quant = {.w = W.dev, .format = EMU2_WEIGHT_Q8};
     emu2_status s_host = tc_gpu->ops->linear(tc_gpu, 4, 8, 16, dx, 8, &host, NULL, dy, 16, &err);
     int host_msg = strstr(err.message, "prepare_weight") != NULL;
+    /* a bf16 view labelled int8: the quantized checks refuse its dtype */
     emu2_status s_quant = tc_gpu->ops->linear(tc_gpu, 4, 8, 16, dx, 8, &quant, NULL, dy, 16, &err);
-    int quant_msg = strstr(err.message, "quantized") != NULL;
+    int quant_msg = strstr(err.message, "int8 weight values must be I8") != NULL;
+    /* a quantized weight left in host memory */
+    tc_qweight Q;
+    CHECK(tc_qweight_make(&Q, EMU2_WEIGHT_Q4, 32, 16, 64));
+    float *dx64 = tc_dev(NULL, 64);
+    emu2_status s_qhost = tc_gpu->ops->linear(tc_gpu, 1, 64, 16, dx64, 64, &Q.host, NULL, dy, 16, &err);
+    int qhost_msg = strstr(err.message, "prepare_weight") != NULL;
+    emu2_op_weight bad_group = Q.dev;
+    bad_group.group = 48;
+    emu2_status s_group = tc_gpu->ops->linear(tc_gpu, 1, 64, 16, dx64, 64, &bad_group, NULL, dy, 16, &err);
+    tc_free(dx64);
+    tc_qweight_free(&Q);
     emu2_op_weight ok = {.w = W.dev};
     emu2_status s_overlap = tc_gpu->ops->linear(tc_gpu, 4, 8, 16, dx, 8, &ok, NULL, dx, 16, &err);
     tc_free(dx), tc_free(dy);
     tc_view_free(&W);
     free(w);
     CHECK(s_host == EMU2_ERR_INVALID_ARGUMENT && host_msg);
-    CHECK(s_quant == EMU2_ERR_UNSUPPORTED && quant_msg);
+    CHECKF(s_quant == EMU2_ERR_MISMATCH && quant_msg, "%d", (int)s_quant);
+    CHECK(s_qhost == EMU2_ERR_INVALID_ARGUMENT && qhost_msg);
+    CHECK(s_group == EMU2_ERR_MISMATCH);
     CHECK(s_overlap == EMU2_ERR_INVALID_ARGUMENT);
 }
 
@@ -471,9 +619,12 @@ TEST(memory_and_weights)
 
 int main(void)
 {
+    setenv("EMU2_CPU_QUANT_EXACT", "1", 1); /* the CPU's int4 with f32 activations, as the GPU's */
     tc_open();
     RUN(linear_matches_cpu);
     RUN(matmul_nt_matches_cpu);
+    RUN(quantized_linear_matches_cpu);
+    RUN(quantized_linear_in_chunks);
     RUN(linear_rejects_what_it_cannot_run);
     RUN(norms_match_cpu);
     RUN(rope_matches_cpu);

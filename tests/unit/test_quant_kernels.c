@@ -1,9 +1,10 @@
-/* test_quant_kernels.c: the int8 / int4 linear (core/ops/cpu/linear_q8q4.c + kern_q8q4_*.c) on every
- * ISA path this CPU has (EMU2_CPU_ISA caps) and 1 or 3 threads, against a double-precision reference
- * over the dequantized weights (emu2_dequant_row; the opt-in AVX-512 VNNI int4 path, EMU2_CPU_VNNI=1,
- * against the same with the activations quantized as that path does): random shapes with odd K and N, partial int4
- * groups, the decode (M < 8) and prefill (M >= 8) paths, bias, strides and misaligned data; plus
- * argument checks. */
+/* test_quant_kernels.c: the int8 / int4 linear (core/ops/cpu/linear_q8q4.c + kern_q8q4_*.c +
+ * kern_q4_vnni.c) on every ISA path this CPU has (EMU2_CPU_ISA caps) and 1 or 3 threads, against a
+ * double-precision reference over the dequantized weights (emu2_dequant_row; int4 on AVX-512 VNNI,
+ * the default there, against the same with the activations quantized to int8 as that path does;
+ * EMU2_CPU_QUANT_EXACT=1 keeps them f32): random shapes with odd K and N, partial int4 groups,
+ * decode (M 1), beams (M 3, 4, 5) and prefill (M >= 8, ragged, past the VNNI paths' 128-row passes),
+ * bias, strides and misaligned data; plus argument checks. */
 #include "check.h"
 #include "ops/cpu/kern_q8q4.h"
 #include "quant/quant.h"
@@ -58,13 +59,29 @@ static void qweight_free(qweight *qw)
     free(qw->s);
 }
 
-/* Whether the int4 decode path on this backend is the VNNI one (core/ops/cpu/kern_q4_vnni.c),
- * which quantizes the activations to int8 per block of 32: the reference does the same. */
+/* Whether this call takes a VNNI path (core/ops/cpu/kern_q4_vnni.c: int4, any M;
+ * kern_q8_vnni.c: int8, M >= 8), which quantizes the activations to int8 per block of 32: the
+ * reference does the same. */
 static int vnni_path(emu2_backend *be, emu2_quant_spec spec, size_t M)
 {
-    const char *on = getenv("EMU2_CPU_VNNI");
-    return spec.format == EMU2_WEIGHT_Q4 && M < 8 && be->isa == EMU2_ISA_AVX512 && cpu_q4_vnni_supported() && on &&
-           !strcmp(on, "1");
+    const char *exact = getenv("EMU2_CPU_QUANT_EXACT");
+    return (spec.format == EMU2_WEIGHT_Q4 || M >= 8) && be->isa == EMU2_ISA_AVX512 && cpu_q4_vnni_supported() &&
+           !(exact && !strcmp(exact, "1"));
+}
+
+/* x as the int8 VNNI path sees it: blocks of 32 consecutive values, s = amax/127,
+ * q = rint(x * (1/s)), x' = q * s. */
+static void x_like_vnni8(const float *x, size_t K, float *out)
+{
+    for (size_t k0 = 0; k0 < K; k0 += 32) {
+        size_t n = K - k0 < 32 ? K - k0 : 32;
+        float amax = 0;
+        for (size_t i = 0; i < n; i++)
+            amax = fmaxf(amax, fabsf(x[k0 + i]));
+        float sc = amax / 127.0f, inv = sc > 0 ? 1.0f / sc : 0.0f;
+        for (size_t i = 0; i < n; i++)
+            out[k0 + i] = rintf(x[k0 + i] * inv) * sc;
+    }
 }
 
 /* x as the VNNI path sees it: per block of the 16 low-nibble and 16 high-nibble elements of one
@@ -111,8 +128,12 @@ static double run_case(emu2_backend *be, emu2_quant_spec spec, size_t M, size_t 
         goto done;
     memcpy(xr, x, M * ldx * sizeof *xr);
     if (vnni_path(be, spec, M))
-        for (size_t m = 0; m < M; m++)
-            x_like_vnni(x + m * ldx, K, (size_t)spec.group, xr + m * ldx);
+        for (size_t m = 0; m < M; m++) {
+            if (spec.format == EMU2_WEIGHT_Q8)
+                x_like_vnni8(x + m * ldx, K, xr + m * ldx);
+            else
+                x_like_vnni(x + m * ldx, K, (size_t)spec.group, xr + m * ldx);
+        }
     for (size_t n = 0; n < N; n++) {
         emu2_dequant_row(&qw.w, K, n, 0, K, row);
         for (size_t m = 0; m < M; m++) {
@@ -153,7 +174,8 @@ static void shapes_on_every_path(emu2_quant_spec spec)
     /* M: 1 (decode), 3, 5 (beams), 8, 13 (prefill, ragged); K odd, not a multiple of the group,
      * and round; N odd and round */
     static const size_t shapes[][3] = {{1, 64, 4},  {1, 77, 9},    {1, 1000, 33}, {3, 130, 17}, {5, 256, 64},
-                                       {1, 33, 1},  {8, 96, 40},   {13, 1100, 70}, {9, 31, 5},  {1, 2048, 130}};
+                                       {1, 33, 1},  {8, 96, 40},   {13, 1100, 70}, {9, 31, 5},  {1, 2048, 130},
+                                       {133, 160, 11}, {4, 200, 7}};
     for (int c = 0; c < n; c++) {
         emu2_backend *be = test_open(&cfg[c]);
         CHECK(be);
@@ -179,16 +201,61 @@ TEST(int4_g32_matches_reference) { shapes_on_every_path((emu2_quant_spec){.forma
 TEST(int4_g64_matches_reference) { shapes_on_every_path((emu2_quant_spec){.format = EMU2_WEIGHT_Q4, .group = 64}); }
 TEST(int4_g128_matches_reference) { shapes_on_every_path((emu2_quant_spec){.format = EMU2_WEIGHT_Q4, .group = 128}); }
 
-/* The AVX-512 VNNI int4 kernel, opt-in with $EMU2_CPU_VNNI=1. */
-TEST(int4_with_vnni)
+/* f32 activations (EMU2_CPU_QUANT_EXACT=1): on a VNNI CPU the paths the default skips (int4 at
+ * every M, int8 prefill). */
+TEST(exact_activations)
+{
+    setenv("EMU2_CPU_QUANT_EXACT", "1", 1);
+    shapes_on_every_path((emu2_quant_spec){.format = EMU2_WEIGHT_Q8});
+    shapes_on_every_path((emu2_quant_spec){.format = EMU2_WEIGHT_Q4, .group = 32});
+    shapes_on_every_path((emu2_quant_spec){.format = EMU2_WEIGHT_Q4, .group = 64});
+    unsetenv("EMU2_CPU_QUANT_EXACT");
+}
+
+/* On a VNNI CPU the default path really is the int8-activation one (its results differ from the
+ * exact path's in the last bits, both within the bound of their own reference above): int4 at M 1
+ * and 5, int8 at M 9; and for int4 the row kernel (one x row) and the tile kernel (several) agree. */
+static void vnni_differs_from_exact(emu2_backend *be, emu2_quant_spec spec, size_t M, int compare_row_kernel)
+{
+    const size_t K = 1000, N = 37;
+    qweight qw;
+    float *x = malloc(M * K * sizeof *x), *y = malloc(M * N * sizeof *y), *y1 = malloc(N * sizeof *y1);
+    float *ye = malloc(M * N * sizeof *ye);
+    CHECK(x && y && y1 && ye && qweight_make(&qw, spec, N, K, 0));
+    fill_uniform(x, M * K, -1.0f, 1.0f);
+    emu2_error err = {0};
+    CHECK(be->ops->linear(be, M, K, N, x, K, &qw.w, NULL, y, N, &err) == EMU2_OK);
+    CHECK(be->ops->linear(be, 1, K, N, x + 2 * K, K, &qw.w, NULL, y1, N, &err) == EMU2_OK);
+    setenv("EMU2_CPU_QUANT_EXACT", "1", 1);
+    CHECK(be->ops->linear(be, M, K, N, x, K, &qw.w, NULL, ye, N, &err) == EMU2_OK);
+    unsetenv("EMU2_CPU_QUANT_EXACT");
+    size_t differ = 0;
+    double worst = 0, big = 0; /* the largest difference, relative to the largest output */
+    for (size_t i = 0; i < M * N; i++)
+        differ += y[i] != ye[i];
+    for (size_t n = 0; n < N; n++) {
+        worst = fmax(worst, fabs((double)y1[n] - y[2 * N + n]));
+        big = fmax(big, fabs((double)y1[n]));
+    }
+    worst /= big;
+    qweight_free(&qw);
+    free(x), free(y), free(y1), free(ye);
+    CHECKF(differ > M * N / 2, "%s M=%zu: only %zu of %zu outputs differ from the exact path: VNNI not used?",
+           emu2_quant_name(spec), M, differ, M * N);
+    if (compare_row_kernel)
+        CHECKF(worst < 1e-5, "%s: row kernel vs tile kernel: rel diff %g", emu2_quant_name(spec), worst);
+}
+
+TEST(vnni_is_the_default)
 {
     if (!cpu_q4_vnni_supported())
         SKIP("this CPU has no AVX-512 VNNI");
-    setenv("EMU2_CPU_VNNI", "1", 1);
-    shapes_on_every_path((emu2_quant_spec){.format = EMU2_WEIGHT_Q4, .group = 32});
-    shapes_on_every_path((emu2_quant_spec){.format = EMU2_WEIGHT_Q4, .group = 64});
-    shapes_on_every_path((emu2_quant_spec){.format = EMU2_WEIGHT_Q4, .group = 128});
-    unsetenv("EMU2_CPU_VNNI");
+    emu2_backend *be = NULL;
+    CHECK(emu2_cpu_backend_open(NULL, &be, NULL) == EMU2_OK);
+    vnni_differs_from_exact(be, (emu2_quant_spec){.format = EMU2_WEIGHT_Q4, .group = 32}, 5, 1);
+    vnni_differs_from_exact(be, (emu2_quant_spec){.format = EMU2_WEIGHT_Q4, .group = 128}, 3, 1);
+    vnni_differs_from_exact(be, (emu2_quant_spec){.format = EMU2_WEIGHT_Q8}, 9, 0);
+    emu2_backend_close(be);
 }
 
 /* Wrong dtypes, shapes, group sizes and short buffers are refused with a message, never read. */
@@ -232,7 +299,8 @@ int main(void)
     RUN(int4_g32_matches_reference);
     RUN(int4_g64_matches_reference);
     RUN(int4_g128_matches_reference);
-    RUN(int4_with_vnni);
+    RUN(exact_activations);
+    RUN(vnni_is_the_default);
     RUN(bad_weights_are_refused);
     return check_finish();
 }

@@ -68,9 +68,19 @@ static void attn_items(void *p, size_t it0, size_t it1, int thread)
             visible = a->kv_len;
         for (size_t t = 0; t < visible; t++)
             scores[t] = mask && !mask[t] ? 0.0f : j->k->dot(q, kb + t * a->k_stride, hd);
+        if (!probabilities(j->k, scores, visible, visible, mask, a->scale)) {
+            memset(out, 0, hd * sizeof(float)); /* no usable key (a left-padding row): zeros */
+            continue;
+        }
+        if (!mask || memchr(mask, 0, visible) == NULL) {
+            /* out = p . V as a one-row GEMM: out stays in registers over all keys (one multiply-add
+             * per key and element, in key order, as the per-key axpy below, without its loads and
+             * stores of out) */
+            j->k->gemm_nn(1, hd, visible, scores, visible, vb, a->v_stride, out, hd, 0);
+            continue;
+        }
+        /* masked keys are skipped, not multiplied by 0: their values need not be finite */
         memset(out, 0, hd * sizeof(float));
-        if (!probabilities(j->k, scores, visible, visible, mask, a->scale))
-            continue; /* no usable key (a left-padding row): zeros */
         for (size_t t = 0; t < visible; t++)
             if (scores[t] != 0.0f)
                 j->k->axpy(scores[t], vb + t * a->v_stride, out, hd);

@@ -1,6 +1,7 @@
 /* cpu_backend.c: the CPU backend's op table, its lifetime, memory, scratch and work splitting. */
 #define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -10,6 +11,7 @@
 #include "common/error.h"
 #include "ops/cpu/cpu_diffusion.h"
 #include "ops/cpu/cpu_internal.h"
+#include "ops/cpu/kern_bf16dot.h"
 
 #define CPU_ALIGN 64
 
@@ -139,6 +141,7 @@ static void cpu_destroy(emu2_backend *be)
     cpu_backend *cb = cpu_of(be);
     cpu_pool_destroy(cb->pool);
     free(cb->scratch);
+    free(cb->bf16_x);
     free(cb);
 }
 
@@ -231,6 +234,13 @@ emu2_status emu2_cpu_backend_open(const emu2_backend_options *opts, emu2_backend
     cb->base.threads = threads;
     cb->k = cpu_kernels_select(cap);
     cb->base.isa = cb->k->isa;
+    if (o.bf16_dot) { /* the reason it is off shows in reports (model info, --verbose) */
+        cb->bf16_dot = cb->k->isa == EMU2_ISA_AVX512 && cpu_bf16dot_supported();
+        snprintf(cb->base.device, sizeof cb->base.device, "precision bf16%s",
+                 cb->bf16_dot                   ? ""
+                 : cb->k->isa != EMU2_ISA_AVX512 ? " unavailable (AVX-512 is off): f32"
+                                                 : " unavailable (no AVX512_BF16): f32");
+    }
     emu2_status st = cpu_pool_create(threads, &cb->pool, err);
     if (st != EMU2_OK) {
         free(cb);

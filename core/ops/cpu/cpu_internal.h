@@ -14,6 +14,9 @@ typedef struct cpu_backend {
     emu2_backend base; /* first: an emu2_backend* is a cpu_backend* */
     cpu_pool *pool;
     const cpu_kernels *k;
+    int bf16_dot; /* the "bf16" precision is on and the CPU has AVX512_BF16 (bf16_gemm.h) */
+    void *bf16_x; /* bf16_gemm.c: the activations rounded to bf16, grown on demand (64-byte aligned) */
+    size_t bf16_x_bytes;
     /* per-thread scratch: threads slices of scratch_per_thread floats, grown on demand by the
      * calling thread before a parallel run (the backend has one caller at a time) */
     float *scratch;

@@ -1,5 +1,6 @@
 /* isa.c: picks the kernel set at run time, so one binary runs everywhere and uses AVX-512 where
  * the CPU has it (the build itself needs no -mavx flags). */
+#include "ops/cpu/kern_bf16dot.h"
 #include "ops/cpu/kernels.h"
 
 #ifdef EMU2_CPU_X86
@@ -30,6 +31,21 @@ int cpu_isa_supported(emu2_cpu_isa isa)
     default:
         return 0;
     }
+}
+
+/* AVX512_BF16 (vdpbf16ps) by CPUID leaf 7 subleaf 1, EAX bit 5, on top of the AVX-512 level
+ * (which also checked that the OS saves the zmm registers). */
+int cpu_bf16dot_supported(void)
+{
+#ifdef EMU2_CPU_X86
+    unsigned a, b, c, d;
+    if (!cpu_isa_supported(EMU2_ISA_AVX512) || __get_cpuid_max(0, NULL) < 7)
+        return 0;
+    __cpuid_count(7, 1, a, b, c, d);
+    return (a >> 5) & 1u;
+#else
+    return 0;
+#endif
 }
 
 const cpu_kernels *cpu_kernels_select(emu2_cpu_isa max_isa)

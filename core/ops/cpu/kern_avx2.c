@@ -64,71 +64,69 @@ static AVX2 void avx2_tile_packed(const float *a, size_t lda, const float *b, si
     packed_half(a + 2 * lda, lda, b, kp, c + 8);
 }
 
-/* mr (1 or 2) rows of x against up to four rows of w, converting w on the fly. */
-INLINE2 void direct_body(const float *x, size_t ldx, const int mr, const void *w, const emu2_dtype dt, size_t ldw,
+/* c[i * 4] = dot(x row i, wr) for i < mr (1 or 2): one weight row read once, front to back, 4
+ * independent accumulator chains per x row (32 weights per step); the K tail (< 8) in scalar code. */
+INLINE2 void row_dots(const float *x, size_t ldx, const int mr, const void *wr, const emu2_dtype dt, size_t k,
+                      float *c)
+{
+    __m256 acc[2][4];
+#pragma GCC unroll 2
+    for (int i = 0; i < 2; i++)
+#pragma GCC unroll 4
+        for (int u = 0; u < 4; u++)
+            acc[i][u] = _mm256_setzero_ps();
+    size_t q = 0, k8 = k & ~(size_t)7;
+    for (; q + 32 <= k; q += 32) {
+#pragma GCC unroll 4
+        for (int u = 0; u < 4; u++) {
+            __m256 wv = load_w8(wr, dt, q + 8 * (size_t)u);
+#pragma GCC unroll 2
+            for (int i = 0; i < mr; i++)
+                acc[i][u] = _mm256_fmadd_ps(_mm256_loadu_ps(x + (size_t)i * ldx + q + 8 * (size_t)u), wv, acc[i][u]);
+        }
+    }
+    for (; q < k8; q += 8) {
+        __m256 wv = load_w8(wr, dt, q);
+#pragma GCC unroll 2
+        for (int i = 0; i < mr; i++)
+            acc[i][0] = _mm256_fmadd_ps(_mm256_loadu_ps(x + (size_t)i * ldx + q), wv, acc[i][0]);
+    }
+#pragma GCC unroll 2
+    for (int i = 0; i < mr; i++) {
+        float s = hsum8(_mm256_add_ps(_mm256_add_ps(acc[i][0], acc[i][1]), _mm256_add_ps(acc[i][2], acc[i][3])));
+        for (size_t t = k8; t < k; t++)
+            s += x[(size_t)i * ldx + t] * load_w1(wr, dt, t);
+        c[i * 4] = s;
+    }
+}
+
+/* mr (1..4) rows of x against up to four rows of w, converting w on the fly. The weight rows are
+ * read one after another (x rows in pairs, while the row is still in L1): adjacent rows make one
+ * forward stream for the hardware prefetchers (see kern_avx512.c). */
+INLINE2 void direct_rows(const float *x, size_t ldx, size_t mr, const void *w, const emu2_dtype dt, size_t ldw,
                          size_t nr, size_t k, float *c)
 {
     size_t es = dt == EMU2_DT_F32 ? 4 : 2;
-    const char *wr[4];
-#pragma GCC unroll 4
-    for (size_t j = 0; j < 4; j++)
-        wr[j] = (const char *)w + (j < nr ? j : nr - 1) * ldw * es;
-    __m256 acc[2][4];
-#pragma GCC unroll 4
-    for (int i = 0; i < 2; i++)
-#pragma GCC unroll 4
-        for (int j = 0; j < 4; j++)
-            acc[i][j] = _mm256_setzero_ps();
-    size_t k8 = k & ~(size_t)7;
-    for (size_t q = 0; q < k8; q += 8) {
-        __m256 xv[2];
-#pragma GCC unroll 2
-        for (int i = 0; i < mr; i++)
-            xv[i] = _mm256_loadu_ps(x + (size_t)i * ldx + q);
-#pragma GCC unroll 4
-        for (int j = 0; j < 4; j++) {
-            /* the next tile's rows at the same offset (see kern_avx512.c: page-crossing streams) */
-            if (((q * es) & 63) == 0)
-                _mm_prefetch(wr[j] + (4 * ldw + q) * es, _MM_HINT_T0);
-            __m256 wv = load_w8(wr[j], dt, q);
-#pragma GCC unroll 2
-            for (int i = 0; i < mr; i++)
-                acc[i][j] = _mm256_fmadd_ps(xv[i], wv, acc[i][j]);
+    for (size_t j = 0; j < nr; j++) {
+        const char *wr = (const char *)w + j * ldw * es;
+        for (size_t i0 = 0; i0 < mr; i0 += 2) {
+            if (mr - i0 >= 2)
+                row_dots(x + i0 * ldx, ldx, 2, wr, dt, k, c + i0 * 4 + j);
+            else
+                row_dots(x + i0 * ldx, ldx, 1, wr, dt, k, c + i0 * 4 + j);
         }
     }
-    /* constant trip counts: the accumulators must stay registers, not a stack array */
-#pragma GCC unroll 2
-    for (int i = 0; i < mr; i++)
-#pragma GCC unroll 4
-        for (size_t j = 0; j < 4; j++) {
-            if (j >= nr)
-                continue;
-            float s = hsum8(acc[i][j]);
-            for (size_t q = k8; q < k; q++)
-                s += x[(size_t)i * ldx + q] * load_w1(wr[j], dt, q);
-            c[i * 4 + j] = s;
-        }
 }
-
-#define DIRECT_PAIR(DT)                                                                                      \
-    do {                                                                                                     \
-        for (size_t i0 = 0; i0 < mr; i0 += 2) {                                                              \
-            if (mr - i0 >= 2)                                                                                \
-                direct_body(x + i0 * ldx, ldx, 2, w, DT, ldw, nr, k, c + i0 * 4);                            \
-            else                                                                                             \
-                direct_body(x + i0 * ldx, ldx, 1, w, DT, ldw, nr, k, c + i0 * 4);                            \
-        }                                                                                                    \
-    } while (0)
 
 static AVX2 void avx2_tile_direct(const float *x, size_t ldx, size_t mr, const void *w, emu2_dtype dt, size_t ldw,
                                   size_t nr, size_t k, float *c)
 {
     if (dt == EMU2_DT_BF16)
-        DIRECT_PAIR(EMU2_DT_BF16);
+        direct_rows(x, ldx, mr, w, EMU2_DT_BF16, ldw, nr, k, c);
     else if (dt == EMU2_DT_F16)
-        DIRECT_PAIR(EMU2_DT_F16);
+        direct_rows(x, ldx, mr, w, EMU2_DT_F16, ldw, nr, k, c);
     else
-        DIRECT_PAIR(EMU2_DT_F32);
+        direct_rows(x, ldx, mr, w, EMU2_DT_F32, ldw, nr, k, c);
 }
 
 static AVX2 void avx2_to_f32(const void *src, emu2_dtype dt, float *dst, size_t n)
@@ -148,8 +146,9 @@ static AVX2 void avx2_to_f32(const void *src, emu2_dtype dt, float *dst, size_t 
 }
 
 /* 4 rows x 16 columns of c per pass (8 accumulators); lane masks for columns past n. */
-static AVX2 void avx2_gemm_nn(size_t mr, size_t n, size_t k, const float *a, size_t lda, const float *b, size_t ldb,
-                              float *c, size_t ldc, int accumulate)
+/* mr is a constant after inlining: one row (decode attention's p.v) does a quarter of the work. */
+INLINE2 void gemm_nn_body(const size_t mr, size_t n, size_t k, const float *a, size_t lda, const float *b,
+                          size_t ldb, float *c, size_t ldc, int accumulate)
 {
     const float *ar[4];
 #pragma GCC unroll 4
@@ -171,7 +170,7 @@ static AVX2 void avx2_gemm_nn(size_t mr, size_t n, size_t k, const float *a, siz
             const float *br = b + p * ldb + j0;
             __m256 b0 = _mm256_maskload_ps(br, m[0]), b1 = _mm256_maskload_ps(br + 8, m[1]);
 #pragma GCC unroll 4
-            for (int i = 0; i < 4; i++) {
+            for (size_t i = 0; i < mr; i++) {
                 __m256 av = _mm256_broadcast_ss(ar[i] + p);
                 acc[i][0] = _mm256_fmadd_ps(av, b0, acc[i][0]);
                 acc[i][1] = _mm256_fmadd_ps(av, b1, acc[i][1]);
@@ -190,6 +189,17 @@ static AVX2 void avx2_gemm_nn(size_t mr, size_t n, size_t k, const float *a, siz
                     r = _mm256_add_ps(r, _mm256_maskload_ps(cp, m[v]));
                 _mm256_maskstore_ps(cp, m[v], r);
             }
+    }
+}
+
+static AVX2 void avx2_gemm_nn(size_t mr, size_t n, size_t k, const float *a, size_t lda, const float *b, size_t ldb,
+                              float *c, size_t ldc, int accumulate)
+{
+    switch (mr) {
+    case 1: gemm_nn_body(1, n, k, a, lda, b, ldb, c, ldc, accumulate); return;
+    case 2: gemm_nn_body(2, n, k, a, lda, b, ldb, c, ldc, accumulate); return;
+    case 3: gemm_nn_body(3, n, k, a, lda, b, ldb, c, ldc, accumulate); return;
+    default: gemm_nn_body(4, n, k, a, lda, b, ldb, c, ldc, accumulate); return;
     }
 }
 

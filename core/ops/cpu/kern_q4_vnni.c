@@ -1,11 +1,20 @@
-/* kern_q4_vnni.c: the int4 decode dot on AVX-512 VNNI (vpdpbusd: 64 u8 x s8 products per
- * instruction) where the CPU has it, under the AVX-512 cap. The activation row is quantized once
- * per call to int8 in blocks of 32 (the 16 low + 16 high nibbles of one 16-byte chunk of a
- * weight row, scale amax/127), laid out like the packed weights so no shuffles are needed; each
- * 4-byte lane then sums whole integer products, corrected by -8 * (its x sum) for the nibble
- * offset, converted to f32 once and scaled by (weight group scale) x (activation block scale).
- * This adds the activations' int8 rounding (relative ~0.4% per element, far below int4's own
- * error); the other paths keep f32 activations. */
+/* kern_q4_vnni.c: int4 x int8 dot products on AVX-512 VNNI (vpdpbusd: 64 u8 x s8 products per
+ * instruction), the default int4 path where the CPU has it, under the AVX-512 cap.
+ *
+ * Each activation row is quantized once per call to int8 in blocks of 32 (the 16 low + 16 high
+ * nibbles of one 16-byte chunk of a weight row, scale amax/127), laid out like the packed weights
+ * so no shuffles are needed. Each 4-byte lane of vpdpbusd sums integer products of one block,
+ * converted to f32 once per 64 weight bytes and scaled by (weight group scale) x (activation block
+ * scale). The nibbles' offset of 8 is removed by starting each lane from -8 * (its x sum) (tile
+ * kernel), or once per weight group after the loop (row kernel: one load less per block). The
+ * activations' int8 rounding (relative ~0.4 % per element) is well below int4's own error
+ * (docs/QUANT.md has the measured cosines); EMU2_CPU_QUANT_EXACT=1 keeps them f32.
+ *
+ * Two kernels: cpu_q4_vnni_dot (decode) walks the weight rows one after another, so the matrix
+ * is read as one sequential stream (four rows side by side, 1 KiB each for K = 2048, kept the
+ * hardware prefetchers from streaming: 13 vs 19 GB/s); cpu_q4_vnni_tile (several activation rows)
+ * multiplies 4 activation rows by 4 weight rows per pass, sharing every unpacked weight vector
+ * and every activation load. */
 #include "ops/cpu/kern_q8q4.h"
 #include "ops/cpu/kernels.h"
 
@@ -22,17 +31,31 @@ int cpu_q4_vnni_supported(void)
     __builtin_cpu_init();
     return cpu_isa_supported(EMU2_ISA_AVX512) && __builtin_cpu_supports("avx512vnni");
 }
+
+int cpu_q4_vnni_usable(emu2_cpu_isa isa)
+{
+    /* the AVX-512 level was checked when the backend chose it; this test is a flag read, cheap
+     * enough for every linear call (a CPUID per call is not, under a hypervisor) */
+    __builtin_cpu_init();
+    return isa == EMU2_ISA_AVX512 && __builtin_cpu_supports("avx512vnni");
+}
 #else
 int cpu_q4_vnni_supported(void)
 {
     return 0;
 }
+
+int cpu_q4_vnni_usable(emu2_cpu_isa isa)
+{
+    (void)isa;
+    return 0;
+}
 #endif
 
 /* Layout of the prepared activations for rows of rb bytes, one 256-byte record per 64 weight
- * bytes (so the kernel reads a single activation stream beside the four weight rows):
+ * bytes (so a kernel reads a single activation stream beside the weight rows), then corr (below):
  *   int8 xlo[64], xhi[64]  x of the low / high nibble of each weight byte, quantized
- *   int32 xsum8[16]        8 * (sum of the 8 quantized x each 4-byte lane multiplies)
+ *   int32 nsum8[16]        -8 * (sum of the 8 quantized x each 4-byte lane multiplies)
  *   float sx[16]           the activation scale of each 4-byte lane's 32-value block */
 #define REC 256
 
@@ -41,9 +64,17 @@ static size_t n_records(size_t rb)
     return (rb + 63) / 64;
 }
 
+/* After the records: float corr[groups], per weight group g, the sum over its blocks of
+ * -8 * (activation block scale) * (block's quantized sum): the nibble offset's whole contribution
+ * but for the weight scale, which the row kernel applies once per group after its loop. */
+static size_t n_groups(size_t rb)
+{
+    return (rb * 2 + 31) / 32; /* enough for the smallest group (32); G = 64, 128 use fewer */
+}
+
 size_t cpu_q4_vnni_prep_bytes(size_t rb)
 {
-    return n_records(rb) * REC;
+    return n_records(rb) * REC + n_groups(rb) * sizeof(float);
 }
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -59,6 +90,7 @@ VNNI void cpu_q4_vnni_prep(const float *x, size_t K, size_t G, size_t rb, void *
     size_t half = G / 2;
     uint8_t *base = buf;
     memset(buf, 0, cpu_q4_vnni_prep_bytes(rb));
+    float *corr = (float *)(void *)(base + n_records(rb) * REC);
     const __m128i ones = _mm_set1_epi8(1);
     for (size_t ch = 0; ch * 16 < rb; ch++) {
         size_t g = ch * 16 / half, c = ch * 16 % half;
@@ -75,80 +107,171 @@ VNNI void cpu_q4_vnni_prep(const float *x, size_t K, size_t G, size_t rb, void *
         _mm_storeu_si128((__m128i *)(rec + in * 16), qlo);
         _mm_storeu_si128((__m128i *)(rec + 64 + in * 16), qhi);
         __m128i sums = _mm_dpbusd_epi32(_mm_dpbusd_epi32(_mm_setzero_si128(), ones, qlo), ones, qhi);
-        _mm_storeu_si128((__m128i *)(rec + 128 + in * 16), _mm_slli_epi32(sums, 3));
+        _mm_storeu_si128((__m128i *)(rec + 128 + in * 16), _mm_sub_epi32(_mm_setzero_si128(), _mm_slli_epi32(sums, 3)));
         _mm_storeu_ps((float *)(void *)(rec + 192 + in * 16), _mm_set1_ps(s));
+        /* 8 * sum(q) of the chunk, exactly (|sum| <= 32 * 127), times its scale, into its group */
+        corr[g] -= s * (float)(8 * (_mm512_reduce_add_epi32(_mm512_cvtepi8_epi32(qlo)) +
+                                    _mm512_reduce_add_epi32(_mm512_cvtepi8_epi32(qhi))));
     }
+}
+
+/* Lane l (4 bytes) of a 64-byte block belongs to group (8 l) / G of the block. */
+static inline __attribute__((always_inline)) VNNI __m512i group_of_lane(size_t G)
+{
+    return G == 32   ? _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3)
+           : G == 64 ? _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1)
+                     : _mm512_setzero_si512();
+}
+
+/* The f16 scales of the groups the 64-byte block `blk` covers (srow: one row's scales, sc of
+ * them, any alignment), spread to its 16 lanes; gpb = groups per block (4, 2 or 1). */
+static inline __attribute__((always_inline)) VNNI __m512 block_scales(const void *srow, size_t sc, size_t blk,
+                                                                     size_t gpb, __m512i gidx)
+{
+    size_t first = blk * gpb, n = sc - first < gpb ? sc - first : gpb;
+    __m128i h = _mm_maskz_loadu_epi16((__mmask8)((1u << n) - 1u), (const uint16_t *)srow + first);
+    return _mm512_permutexvar_ps(gidx, _mm512_castps128_ps512(_mm_cvtph_ps(h)));
+}
+
+/* The 64 (or, at a row's end, fewer: mask) weight bytes at r + off: low and high nibbles. A masked
+ * load always, so that the loops have no branch (which made GCC spill accumulators). */
+static inline __attribute__((always_inline)) VNNI void nibbles(const uint8_t *r, size_t off, __mmask64 mask,
+                                                                __m512i *lo, __m512i *hi)
+{
+    const __m512i low4 = _mm512_set1_epi8(15);
+    __m512i b = _mm512_maskz_loadu_epi8(mask, r + off);
+    *lo = _mm512_and_si512(b, low4);
+    *hi = _mm512_and_si512(_mm512_srli_epi16(b, 4), low4);
+}
+
+static inline __mmask64 bytes_mask(size_t off, size_t rb)
+{
+    return rb - off >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << (rb - off)) - 1);
+}
+
+/* acc += (the integer dot of one 64-byte block, offset removed) x (weight x activation scales). */
+static inline __attribute__((always_inline)) VNNI __m512 block_dot(__m512 acc, __m512i lo, __m512i hi,
+                                                                  const uint8_t *p, __m512 sw)
+{
+    __m512i is = _mm512_dpbusd_epi32(_mm512_loadu_si512(p + 128), lo, _mm512_loadu_si512(p));
+    is = _mm512_dpbusd_epi32(is, hi, _mm512_loadu_si512(p + 64));
+    __m512 s = _mm512_mul_ps(sw, _mm512_loadu_ps((const float *)(const void *)(p + 192)));
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), s, acc);
+}
+
+/* How far ahead of its use a weight row is prefetched: the rows are read in order, so this runs
+ * into the next rows; measured 1 KiB > 256 B and 2 KiB on this EPYC. */
+#define Q4V_PREFETCH 1024
+
+/* The row kernel's block: the integer dot from zero (the offset is in corr), f32 once, times
+ * weight x activation scales. */
+static inline __attribute__((always_inline)) VNNI __m512 row_block(__m512 acc, const uint8_t *r, size_t off,
+                                                                  __mmask64 mask, const uint8_t *p, __m512 sw)
+{
+    __m512i lo, hi;
+    nibbles(r, off, mask, &lo, &hi);
+    __m512i is = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512(p));
+    is = _mm512_dpbusd_epi32(is, hi, _mm512_loadu_si512(p + 64));
+    __m512 sc = _mm512_mul_ps(sw, _mm512_loadu_ps((const float *)(const void *)(p + 192)));
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), sc, acc);
+}
+
+VNNI void cpu_q4_vnni_dot(const void *prep, const uint8_t *w, size_t rb, const void *scales, size_t sc, size_t G,
+                          size_t nr, float *out)
+{
+    const uint8_t *rec = prep;
+    const float *corr = (const float *)(const void *)(rec + n_records(rb) * REC);
+    const __m512i gidx = group_of_lane(G);
+    const size_t gpb = 128 / G;
+    /* the scales of 4 blocks come in one load: block i's lanes pick groups i * gpb + (lane group) */
+    const __m512i step = _mm512_set1_epi32((int)gpb);
+    const __m512i g0 = gidx, g1 = _mm512_add_epi32(g0, step), g2 = _mm512_add_epi32(g1, step),
+                  g3 = _mm512_add_epi32(g2, step);
+    const __mmask16 four = (__mmask16)((1u << (4 * gpb)) - 1u);
+    for (size_t j = 0; j < nr; j++) {
+        const uint8_t *r = w + j * rb;
+        const uint16_t *srow = (const uint16_t *)(const void *)((const uint8_t *)scales + j * sc * 2);
+        /* two accumulators so consecutive blocks' FMAs do not wait on each other */
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0;
+        size_t off = 0;
+        for (; off + 256 <= rb; off += 256) {
+            const uint8_t *p = rec + off / 64 * REC;
+            for (size_t t = 0; t < 256; t += 64)
+                _mm_prefetch((const char *)(r + off + t + Q4V_PREFETCH), _MM_HINT_T0);
+            __m512 sv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(four, srow + off / 64 * gpb));
+            a0 = row_block(a0, r, off, ~(__mmask64)0, p, _mm512_permutexvar_ps(g0, sv));
+            a1 = row_block(a1, r, off + 64, ~(__mmask64)0, p + REC, _mm512_permutexvar_ps(g1, sv));
+            a0 = row_block(a0, r, off + 128, ~(__mmask64)0, p + 2 * REC, _mm512_permutexvar_ps(g2, sv));
+            a1 = row_block(a1, r, off + 192, ~(__mmask64)0, p + 3 * REC, _mm512_permutexvar_ps(g3, sv));
+        }
+        for (; off < rb; off += 64)
+            a0 = row_block(a0, r, off, bytes_mask(off, rb), rec + off / 64 * REC,
+                           block_scales(srow, sc, off / 64, gpb, gidx));
+        /* the nibble offset: sum over groups of (weight scale) x corr */
+        for (size_t g = 0; g < sc; g += 16) {
+            __mmask16 m = sc - g >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (sc - g)) - 1u);
+            a1 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, srow + g)),
+                                 _mm512_maskz_loadu_ps(m, corr + g), a1);
+        }
+        out[j] = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+    }
+}
+
+/* Weight row n's block against the 4 prepared rows into accumulators a0n..a3n (named, not an
+ * array, so that all 16 stay in registers). */
+#define TILE_ROW(n)                                                                                                 \
+    do {                                                                                                            \
+        __m512i lo_, hi_;                                                                                           \
+        nibbles(w##n, off, mask, &lo_, &hi_);                                                                         \
+        __m512 sw_ = block_scales(s##n, sc, blk, gpb, gidx);                                                        \
+        a0##n = block_dot(a0##n, lo_, hi_, x0 + blk * REC, sw_);                                                    \
+        a1##n = block_dot(a1##n, lo_, hi_, x1 + blk * REC, sw_);                                                    \
+        a2##n = block_dot(a2##n, lo_, hi_, x2 + blk * REC, sw_);                                                    \
+        a3##n = block_dot(a3##n, lo_, hi_, x3 + blk * REC, sw_);                                                    \
+    } while (0)
+
+VNNI void cpu_q4_vnni_tile(const void *prep, size_t prep_stride, size_t mr, const uint8_t *w, size_t rb,
+                           const void *scales, size_t sc, size_t G, size_t nr, float out[CPU_VNNI_TM][CPU_Q_ROWS])
+{
+    /* rows past mr / nr repeat row 0 and are discarded */
+    const uint8_t *xb = prep, *sb = scales;
+    const uint8_t *x0 = xb, *x1 = xb + (mr > 1) * prep_stride, *x2 = xb + (mr > 2) * 2 * prep_stride,
+                  *x3 = xb + (mr > 3) * 3 * prep_stride;
+    const uint8_t *w0 = w, *w1 = w + (nr > 1) * rb, *w2 = w + (nr > 2) * 2 * rb, *w3 = w + (nr > 3) * 3 * rb;
+    const uint8_t *s0 = sb, *s1 = sb + (nr > 1) * sc * 2, *s2 = sb + (nr > 2) * 2 * sc * 2,
+                  *s3 = sb + (nr > 3) * 3 * sc * 2;
+    const __m512i gidx = group_of_lane(G);
+    const size_t gpb = 128 / G;
+    __m512 a00 = _mm512_setzero_ps(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00,
+           a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00, a32 = a00, a33 = a00;
+    for (size_t off = 0, blk = 0; off < rb; off += 64, blk++) {
+        __mmask64 mask = bytes_mask(off, rb);
+        TILE_ROW(0);
+        TILE_ROW(1);
+        TILE_ROW(2);
+        TILE_ROW(3);
+    }
+    __m512 acc[CPU_VNNI_TM][CPU_Q_ROWS] = {{a00, a01, a02, a03}, {a10, a11, a12, a13}, {a20, a21, a22, a23},
+                                          {a30, a31, a32, a33}};
+    for (size_t m = 0; m < CPU_VNNI_TM; m++)
+        for (size_t n = 0; n < CPU_Q_ROWS; n++)
+            out[m][n] = _mm512_reduce_add_ps(acc[m][n]);
 }
 #else
 void cpu_q4_vnni_prep(const float *x, size_t K, size_t G, size_t rb, void *buf)
 {
     (void)x, (void)K, (void)G, (void)rb, (void)buf;
 }
-#endif
 
-#if defined(__x86_64__) || defined(__i386__)
-/* One row: the scales of the groups a 64-byte block covers, spread to its 16 lanes. */
-#define SCALES(sv, j)                                                                                               \
-    do {                                                                                                            \
-        size_t n_ = sc - g_first < gpb ? sc - g_first : gpb;                                                        \
-        __m128i h_ = _mm_maskz_loadu_epi16((__mmask8)((1u << n_) - 1u), (const uint16_t *)scales + (j) * sc + g_first); \
-        sv = _mm512_permutexvar_ps(gidx, _mm512_castps128_ps512(_mm_cvtph_ps(h_)));                               \
-    } while (0)
-
-#define ROW(acc, j)                                                                                                 \
-    do {                                                                                                            \
-        __m512i wb_ = full_ ? _mm512_loadu_si512(r##j + off) : _mm512_maskz_loadu_epi8(m, r##j + off);             \
-        __m512i lo_ = _mm512_and_si512(wb_, low4), hi_ = _mm512_and_si512(_mm512_srli_epi16(wb_, 4), low4);         \
-        __m512i is_ = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo_, xl);                                         \
-        is_ = _mm512_dpbusd_epi32(is_, hi_, xh);                                                                    \
-        is_ = _mm512_sub_epi32(is_, xs);                                                                            \
-        __m512 sw_;                                                                                                 \
-        SCALES(sw_, rowi[j]);                                                                                       \
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is_), _mm512_mul_ps(sw_, sxv), acc);                               \
-    } while (0)
-
-VNNI void cpu_q4_vnni_dot(const void *prep, const uint8_t *w, size_t rb, const void *scales, size_t sc, size_t G,
-                          size_t nr, float *out)
-{
-    const uint8_t *rec = prep;
-    size_t rowi[CPU_Q_ROWS];
-    for (size_t j = 0; j < CPU_Q_ROWS; j++)
-        rowi[j] = j < nr ? j : 0;
-    const uint8_t *r0 = w + rowi[0] * rb, *r1 = w + rowi[1] * rb, *r2 = w + rowi[2] * rb, *r3 = w + rowi[3] * rb;
-    const __m512i low4 = _mm512_set1_epi8(15);
-    const size_t gpb = 128 / G; /* groups per 64-byte block: 4, 2 or 1 */
-    /* lane l (4 bytes) of a block belongs to group (8 l) / G of the block */
-    const __m512i gidx = G == 32 ? _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3)
-                         : G == 64 ? _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1)
-                                   : _mm512_setzero_si512();
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    for (size_t off = 0; off < rb; off += 64) {
-        int full_ = rb - off >= 64;
-        __mmask64 m = full_ ? ~(__mmask64)0 : (((__mmask64)1 << (rb - off)) - 1);
-        const uint8_t *p = rec + off / 64 * REC;
-        __m512i xl = _mm512_loadu_si512(p), xh = _mm512_loadu_si512(p + 64);
-        __m512i xs = _mm512_loadu_si512(p + 128);
-        __m512 sxv = _mm512_loadu_ps((const float *)(const void *)(p + 192));
-        size_t g_first = off * 2 / G;
-        /* the next 4 rows at the same offset: one page per row defeats the hardware prefetchers */
-        _mm_prefetch((const char *)(r0 + 4 * rb + off), _MM_HINT_T0);
-        _mm_prefetch((const char *)(r1 + 4 * rb + off), _MM_HINT_T0);
-        _mm_prefetch((const char *)(r2 + 4 * rb + off), _MM_HINT_T0);
-        _mm_prefetch((const char *)(r3 + 4 * rb + off), _MM_HINT_T0);
-        ROW(a0, 0);
-        ROW(a1, 1);
-        ROW(a2, 2);
-        ROW(a3, 3);
-    }
-    float sums[CPU_Q_ROWS] = {_mm512_reduce_add_ps(a0), _mm512_reduce_add_ps(a1), _mm512_reduce_add_ps(a2),
-                              _mm512_reduce_add_ps(a3)};
-    for (size_t j = 0; j < nr; j++)
-        out[j] = sums[j];
-}
-#else
 void cpu_q4_vnni_dot(const void *prep, const uint8_t *w, size_t rb, const void *scales, size_t sc, size_t G,
                      size_t nr, float *out)
 {
     (void)prep, (void)w, (void)rb, (void)scales, (void)sc, (void)G, (void)nr, (void)out;
+}
+
+void cpu_q4_vnni_tile(const void *prep, size_t prep_stride, size_t mr, const uint8_t *w, size_t rb,
+                      const void *scales, size_t sc, size_t G, size_t nr, float out[CPU_VNNI_TM][CPU_Q_ROWS])
+{
+    (void)prep, (void)prep_stride, (void)mr, (void)w, (void)rb, (void)scales, (void)sc, (void)G, (void)nr, (void)out;
 }
 #endif

@@ -1,6 +1,7 @@
-/* kern_q8q4.h: the inner loops of the int8 / int4 weight-only linear (linear_q8q4.c) in scalar,
- * AVX2 and AVX-512 versions. Activations stay f32; weights are read as stored (no dequantized copy)
- * and each row's (or group's) sum is scaled once. Formats: ops.h (emu2_weight_format). */
+/* kern_q8q4.h: the inner loops of the int8 / int4 weight-only linear (linear_q8q4.c): with f32
+ * activations in scalar, AVX2 and AVX-512 versions (weights read as stored, no dequantized copy,
+ * each row's or group's sum scaled once), and with int8-quantized activations on AVX-512 VNNI
+ * (kern_q4_vnni.c, kern_q8_vnni.c). Formats: ops.h (emu2_weight_format). */
 #ifndef EMU2_OPS_CPU_KERN_Q8Q4_H
 #define EMU2_OPS_CPU_KERN_Q8Q4_H
 
@@ -31,14 +32,30 @@ extern const cpu_qkernels cpu_qkernels_avx512;
 /* The set matching the float kernels' instruction set (the backend's choice). */
 const cpu_qkernels *cpu_qkernels_for(emu2_cpu_isa isa);
 
-/* AVX-512 VNNI int4 decode (kern_q4_vnni.c): whether the CPU has it; the prepared activation
- * row (int8 blocks laid out like weight rows of rb bytes) and its size; the dot of up to
- * CPU_Q_ROWS weight rows against it. */
+/* int4 weights x int8-quantized activations on AVX-512 VNNI (kern_q4_vnni.c), the default int4
+ * path where the CPU has it: whether it does; the prepared activation row (int8 blocks of 32
+ * laid out like weight rows of rb bytes) and its size; the dot of up to CPU_Q_ROWS weight rows
+ * against one prepared row (decode; the caller checks the CPU's support); and a tile of up to
+ * CPU_VNNI_TM prepared rows (prep_stride bytes apart) by up to CPU_Q_ROWS weight rows: out[m][n]
+ * (prefill, beams). */
+#define CPU_VNNI_TM 4 /* activation rows per VNNI tile (int4 and int8) */
 int cpu_q4_vnni_supported(void);
+int cpu_q4_vnni_usable(emu2_cpu_isa isa); /* the same, given the backend's kernel ISA (cheap) */
 size_t cpu_q4_vnni_prep_bytes(size_t rb);
 void cpu_q4_vnni_prep(const float *x, size_t K, size_t G, size_t rb, void *buf);
 void cpu_q4_vnni_dot(const void *prep, const uint8_t *w, size_t rb, const void *scales, size_t sc, size_t G,
                      size_t nr, float *out);
+void cpu_q4_vnni_tile(const void *prep, size_t prep_stride, size_t mr, const uint8_t *w, size_t rb,
+                      const void *scales, size_t sc, size_t G, size_t nr, float out[CPU_VNNI_TM][CPU_Q_ROWS]);
+
+/* int8 weights x int8-quantized activations on AVX-512 VNNI (kern_q8_vnni.c; prefill): the
+ * prepared activation row (blocks of 32 as unsigned q + 128) and its size, and a tile of up to
+ * CPU_VNNI_TM prepared rows by up to CPU_Q_ROWS weight rows of K values: out[m][n], without the
+ * weight row scales. */
+size_t cpu_q8_vnni_prep_bytes(size_t K);
+void cpu_q8_vnni_prep(const float *x, size_t K, void *buf);
+void cpu_q8_vnni_tile(const void *prep, size_t prep_stride, size_t mr, const int8_t *w, size_t K, size_t nr,
+                      float out[CPU_VNNI_TM][CPU_Q_ROWS]);
 
 /* The linear op for Q8/Q4 weights: cpu_linear checks the arguments and hands them here. */
 emu2_status cpu_linear_quant(emu2_backend *be, size_t M, size_t K, size_t N, const float *x, size_t x_stride,

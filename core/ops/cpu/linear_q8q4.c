@@ -1,5 +1,10 @@
 /* linear_q8q4.c: y = x . W^T (+ bias) for int8 / int4 weights (ops.h emu2_weight_format).
  *
+ *  - AVX-512 VNNI (the default where the CPU has it; kern_q4_vnni.c, kern_q8_vnni.c), int4 at any
+ *    M and int8 at M >= Q_SMALL_M: the activation rows are quantized to int8 blocks of 32 once per
+ *    call, then integer dot products: one weight row after another for a single row (int4
+ *    decode), 4x4 tiles for more rows (beams, prefill). Threads split N.
+ *    $EMU2_CPU_QUANT_EXACT=1 turns it off (f32 activations, the paths below).
  *  - small M (decode): the dot kernels (kern_q8q4_*.c) read the quantized rows directly, four
  *    weight rows per call; threads split N. Weight bytes are streamed once per call, which is
  *    where the 2x (int8) / ~3.5x (int4) fewer bytes than bf16 turn into speed.
@@ -17,6 +22,11 @@
 #include "quant/quant.h"
 
 #define Q_SMALL_M 8
+/* x rows per pass of the VNNI paths: at most VNNI_ROWS, and as many as fit VNNI_PREP_BYTES of their
+ * int8 copy (it stays in L2 while the weights pass over it), at least VNNI_MIN_ROWS */
+#define VNNI_ROWS 128
+#define VNNI_PREP_BYTES (512u << 10) /* measured: better than 128 KiB and 256 KiB (M 128, K 2048 and 5504) */
+#define VNNI_MIN_ROWS 16
 
 struct qlin_job {
     const cpu_kernels *k;
@@ -29,9 +39,17 @@ struct qlin_job {
     float *y;
     size_t ldy;
     size_t rb, sc; /* bytes of a row of values, scales per row */
-    const uint8_t *xprep; /* VNNI int4 path: the x rows prepared (kern_q4_vnni.c), prep_stride apart */
+    const uint8_t *xprep; /* VNNI paths: the x rows as int8 blocks (kern_q4/q8_vnni.c), prep_stride apart */
     size_t prep_stride;
 };
+
+/* y[m, n0 + i] = out[i] (+ bias), i < nr. */
+static void store_rows(const struct qlin_job *j, size_t m, size_t n0, size_t nr, const float *out)
+{
+    float *yr = j->y + m * j->ldy + n0;
+    for (size_t i = 0; i < nr; i++)
+        yr[i] = out[i] + (j->bias ? cpu_vec_elem(j->bias, n0 + i) : 0.0f);
+}
 
 /* Decode path: weight rows [t0*4, t1*4) against every x row. */
 static void direct_range(void *p, size_t t0, size_t t1, int thread)
@@ -45,17 +63,69 @@ static void direct_range(void *p, size_t t0, size_t t1, int thread)
         size_t n0 = t * CPU_Q_ROWS, nr = j->N - n0 < CPU_Q_ROWS ? j->N - n0 : CPU_Q_ROWS;
         for (size_t m = 0; m < j->M; m++) {
             const float *xr = j->x + m * j->ldx;
-            if (j->xprep)
-                cpu_q4_vnni_dot(j->xprep + m * j->prep_stride, q + n0 * j->rb, j->rb, s + n0 * j->sc * 2, j->sc,
-                                (size_t)j->W->group, nr, out);
-            else if (j->W->format == EMU2_WEIGHT_Q8)
+            if (j->W->format == EMU2_WEIGHT_Q8)
                 j->qk->dot_q8(xr, (const int8_t *)(q + n0 * j->rb), j->K, nr, s + n0 * 4, out);
             else
                 j->qk->dot_q4(xr, q + n0 * j->rb, j->rb, s + n0 * j->sc * 2, j->sc, (size_t)j->W->group, j->K, nr,
                               out);
-            float *yr = j->y + m * j->ldy + n0;
-            for (size_t i = 0; i < nr; i++)
-                yr[i] = out[i] + (j->bias ? cpu_vec_elem(j->bias, n0 + i) : 0.0f);
+            store_rows(j, m, n0, nr, out);
+        }
+    }
+}
+
+/* VNNI paths: x rows [m0, m1) quantized into their int8 copy (kern_q4_vnni.c / kern_q8_vnni.c). */
+static void prep_range(void *p, size_t m0, size_t m1, int thread)
+{
+    (void)thread;
+    const struct qlin_job *j = p;
+    for (size_t m = m0; m < m1; m++) {
+        uint8_t *dst = (uint8_t *)j->xprep + m * j->prep_stride; /* the caller's scratch, written here only */
+        if (j->W->format == EMU2_WEIGHT_Q8)
+            cpu_q8_vnni_prep(j->x + m * j->ldx, j->K, dst);
+        else
+            cpu_q4_vnni_prep(j->x + m * j->ldx, j->K, (size_t)j->W->group, j->rb, dst);
+    }
+}
+
+/* VNNI paths: weight rows [t0*4, t1*4) against every prepared x row; int4: one x row by the
+ * sequential row kernel, several by 4x4 tiles; int8 (M >= Q_SMALL_M only): 4x4 tiles. */
+static void vnni_range(void *p, size_t t0, size_t t1, int thread)
+{
+    (void)thread;
+    const struct qlin_job *j = p;
+    const uint8_t *q = j->W->w.data;
+    const uint8_t *s = j->W->scales.data;
+    const size_t G = (size_t)j->W->group;
+    if (j->M == 1) {
+        size_t n0 = t0 * CPU_Q_ROWS, n1 = t1 * CPU_Q_ROWS < j->N ? t1 * CPU_Q_ROWS : j->N;
+        for (size_t n = n0; n < n1; n += CPU_Q_ROWS) {
+            float out[CPU_Q_ROWS];
+            size_t nr = n1 - n < CPU_Q_ROWS ? n1 - n : CPU_Q_ROWS;
+            cpu_q4_vnni_dot(j->xprep, q + n * j->rb, j->rb, s + n * j->sc * 2, j->sc, G, nr, out);
+            store_rows(j, 0, n, nr, out);
+        }
+        return;
+    }
+    float out[CPU_VNNI_TM][CPU_Q_ROWS];
+    for (size_t t = t0; t < t1; t++) {
+        size_t n0 = t * CPU_Q_ROWS, nr = j->N - n0 < CPU_Q_ROWS ? j->N - n0 : CPU_Q_ROWS;
+        for (size_t m0 = 0; m0 < j->M; m0 += CPU_VNNI_TM) {
+            size_t mr = j->M - m0 < CPU_VNNI_TM ? j->M - m0 : CPU_VNNI_TM;
+            const uint8_t *xp = j->xprep + m0 * j->prep_stride;
+            if (j->W->format == EMU2_WEIGHT_Q8) {
+                cpu_q8_vnni_tile(xp, j->prep_stride, mr, (const int8_t *)(q + n0 * j->rb), j->K, nr, out);
+                for (size_t i = 0; i < nr; i++) { /* the row scales, f32 at any alignment */
+                    float sc;
+                    memcpy(&sc, s + (n0 + i) * 4, 4);
+                    for (size_t m = 0; m < mr; m++)
+                        out[m][i] *= sc;
+                }
+            } else {
+                cpu_q4_vnni_tile(xp, j->prep_stride, mr, q + n0 * j->rb, j->rb, s + n0 * j->sc * 2, j->sc, G, nr,
+                                 out);
+            }
+            for (size_t m = 0; m < mr; m++)
+                store_rows(j, m0 + m, n0, nr, out[m]);
         }
     }
 }
@@ -86,6 +156,13 @@ static void dequant_block(const void *p, size_t row, size_t k0, size_t n, float 
     }
 }
 
+/* $EMU2_CPU_QUANT_EXACT=1: keep the activations f32 (no int8 VNNI path), for tests and A/B runs. */
+static int exact_activations(void)
+{
+    const char *e = getenv("EMU2_CPU_QUANT_EXACT");
+    return e && !strcmp(e, "1");
+}
+
 emu2_status cpu_linear_quant(emu2_backend *be, size_t M, size_t K, size_t N, const float *x, size_t x_stride,
                              const emu2_op_weight *W, const emu2_tensor_view *bias, float *y, size_t y_stride,
                              emu2_error *err)
@@ -95,21 +172,29 @@ emu2_status cpu_linear_quant(emu2_backend *be, size_t M, size_t K, size_t N, con
     struct qlin_job j = {.k = cb->k, .qk = cpu_qkernels_for(cb->k->isa), .W = W, .M = M, .K = K, .N = N, .x = x,
                          .ldx = x_stride, .bias = bias, .y = y, .ldy = y_stride,
                          .rb = emu2_quant_q_row_bytes(spec, K), .sc = emu2_quant_scale_row_count(spec, K)};
-    if (M < Q_SMALL_M) {
-        /* int4 on AVX-512 VNNI, opt-in with $EMU2_CPU_VNNI=1: 2-3x the plain kernel when compute-bound
-         * (cache-resident weights, a loaded machine) but ~8% slower when streaming from DRAM, the usual
-         * decode case (docs/QUANT.md); it also rounds the activations to int8. */
-        const char *vnni_env = getenv("EMU2_CPU_VNNI");
-        if (W->format == EMU2_WEIGHT_Q4 && cb->k->isa == EMU2_ISA_AVX512 && vnni_env && !strcmp(vnni_env, "1") &&
-            cpu_q4_vnni_supported()) {
-            j.prep_stride = (cpu_q4_vnni_prep_bytes(j.rb) + 63) / 64 * 64;
-            float *buf = cpu_scratch(cb, (M * j.prep_stride + 3) / 4, err);
-            if (!buf)
-                return err ? err->status : EMU2_ERR_NOMEM;
-            for (size_t m = 0; m < M; m++)
-                cpu_q4_vnni_prep(x + m * x_stride, K, (size_t)W->group, j.rb, (uint8_t *)buf + m * j.prep_stride);
-            j.xprep = (const uint8_t *)buf;
+    int q8 = W->format == EMU2_WEIGHT_Q8;
+    if ((!q8 || M >= Q_SMALL_M) && cpu_q4_vnni_usable(cb->k->isa) && !exact_activations()) {
+        /* a pass of `rows` x rows at a time: their int8 copy stays in L2 while a thread's weight
+         * tiles pass over it, and the scratch stays small for long prompts */
+        j.prep_stride = ((q8 ? cpu_q8_vnni_prep_bytes(K) : cpu_q4_vnni_prep_bytes(j.rb)) + 63) / 64 * 64;
+        size_t rows = VNNI_PREP_BYTES / j.prep_stride / CPU_VNNI_TM * CPU_VNNI_TM;
+        rows = rows < VNNI_MIN_ROWS ? VNNI_MIN_ROWS : rows > VNNI_ROWS ? VNNI_ROWS : rows;
+        rows = M < rows ? M : rows;
+        float *buf = cpu_scratch(cb, (rows * j.prep_stride + 3) / 4, err);
+        if (!buf)
+            return err ? err->status : EMU2_ERR_NOMEM;
+        for (size_t m0 = 0; m0 < M; m0 += rows) {
+            struct qlin_job c = j;
+            c.M = M - m0 < rows ? M - m0 : rows;
+            c.x = x + m0 * x_stride;
+            c.y = y + m0 * y_stride;
+            c.xprep = (const uint8_t *)buf;
+            cpu_parallel_for(cb, c.M, 8, prep_range, &c);
+            cpu_parallel_for(cb, (N + CPU_Q_ROWS - 1) / CPU_Q_ROWS, 4, vnni_range, &c);
         }
+        return EMU2_OK;
+    }
+    if (M < Q_SMALL_M) {
         cpu_parallel_for(cb, (N + CPU_Q_ROWS - 1) / CPU_Q_ROWS, 4, direct_range, &j);
         return EMU2_OK;
     }

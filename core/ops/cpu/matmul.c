@@ -4,11 +4,14 @@
  *  - small M (decode, GEMV-like): each weight element is used by only a few rows, so it is
  *    converted on the fly while streaming W once (tile_direct); threads split N.
  *  - large M (prefill): packed_gemm.c, W converted to f32 once per (64-row, 1024-column) block.
+ *  - large M with BF16 weights under the "bf16" precision: bf16_gemm.c, x rounded to bf16 and bf16
+ *    dot products (AVX512_BF16).
  * Accumulation is f32 throughout. */
 #include <string.h>
 
 #include "common/checked.h"
 #include "common/error.h"
+#include "ops/cpu/bf16_gemm.h"
 #include "ops/cpu/cpu_internal.h"
 #include "ops/cpu/kern_q8q4.h"
 #include "ops/cpu/packed_gemm.h"
@@ -90,6 +93,8 @@ emu2_status cpu_linear(emu2_backend *be, size_t M, size_t K, size_t N, const flo
         cpu_parallel_for(cb, (N + CPU_TILE_N - 1) / CPU_TILE_N, 8, direct_range, &j);
         return EMU2_OK;
     }
+    if (cb->bf16_dot && w->dtype == EMU2_DT_BF16)
+        return cpu_bf16_gemm(cb, M, K, N, x, x_stride, (const uint16_t *)w->data, bias, y, y_stride, err);
     cpu_packed_gemm g = {.M = M, .K = K, .N = N, .x = x, .ldx = x_stride, .bias = bias, .y = y, .ldy = y_stride,
                          .weight_rows = float_weight_rows, .weight_ctx = &j};
     return cpu_packed_gemm_run(cb, &g, err);

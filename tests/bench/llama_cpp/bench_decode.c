@@ -7,7 +7,7 @@
  * Output: JSON lines on stdout, a readable summary on stderr.
  *
  *   bench_decode MODEL_DIR [--threads T] [--quant none|int8|int4] [--prompt-tokens P] [--gen G]
- *                [--repeats R] [--weights LABEL] [--print-prompt-ids]
+ *                [--repeats R] [--weights LABEL] [--precision f32|bf16] [--print-prompt-ids]
  * --print-prompt-ids loads no weights: it prints {"bench":"prompt","ids":[...]} and exits.
  * A quantization the engine refuses prints {"status":"not available","reason":...} and exits 0.
  */
@@ -26,7 +26,7 @@
 #define MAX_TOKENS 4096
 
 typedef struct args {
-    const char *dir, *quant, *weights;
+    const char *dir, *quant, *weights, *precision;
     int threads, prompt_tokens, gen, repeats, print_prompt_ids;
 } args;
 
@@ -78,6 +78,8 @@ static int parse_args(int argc, char **argv, args *a)
             a->quant = v;
         else if (!strcmp(o, "--weights"))
             a->weights = v;
+        else if (!strcmp(o, "--precision"))
+            a->precision = v;
         else if (!strcmp(o, "--prompt-tokens"))
             ok = parse_int(v, 2, MAX_TOKENS, &a->prompt_tokens);
         else if (!strcmp(o, "--gen"))
@@ -95,7 +97,7 @@ static int parse_args(int argc, char **argv, args *a)
     }
     if (!a->dir)
         fprintf(stderr, "usage: bench_decode MODEL_DIR [--threads T] [--quant none|int8|int4] [--prompt-tokens P] "
-                        "[--gen G] [--repeats R] [--weights LABEL] [--print-prompt-ids]\n");
+                        "[--gen G] [--repeats R] [--weights LABEL] [--precision f32|bf16] [--print-prompt-ids]\n");
     return a->dir != NULL;
 }
 
@@ -220,6 +222,7 @@ int main(int argc, char **argv)
     lo.threads = a.threads;
     lo.device = "cpu";
     lo.quant = quantized ? a.quant : NULL;
+    lo.precision = a.precision;
     if (a.print_prompt_ids)
         lo.flags |= EMU2_LOAD_NO_WEIGHTS, lo.quant = NULL;
     emu2_model *m = NULL;

@@ -14,8 +14,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from report import args_and_records, print_table  # noqa: E402  (tests/bench/report.py)
 
 # the engine's side (its weights, or its quantization) -> the llama.cpp GGUF types it is compared with
-PEERS = {"f32": ["f32"], "bf16": ["bf16", "f16"], "int8": ["q8_0"]}  # every "int4*" preset -> q4_0
-ORDER = ["f32", "bf16", "int8", "int4-g32", "int4"]
+# "bf16-dot": bf16 weights with the engine's bf16 precision (activations rounded, as llama.cpp's bf16 does)
+PEERS = {"f32": ["f32"], "bf16": ["bf16", "f16"], "bf16-dot": ["bf16"], "int8": ["q8_0"]}  # "int4*" -> q4_0
+ORDER = ["f32", "bf16", "bf16-dot", "int8", "int4-g32", "int4"]
 
 
 def peers(label):
