@@ -46,6 +46,33 @@ __device__ __forceinline__ float emu2d_warp_max(float v)
     return v;
 }
 
+/* The end of the warp-per-rows GEMV kernels (matmul.cu, quant.cu): sums each lane's partial dots over
+ * the warp, then lane 0 writes y[m * ldy + n0 + r] = acc[r][m] (* scales[n0 + r] when SCALED) + bias
+ * for the rows below N. SCALED is a template argument: no branch in the kernel. */
+template <bool SCALED, int R, int MR>
+__device__ __forceinline__ void emu2d_gemv_finish(float (&acc)[R][MR], int lane, size_t n0, size_t N,
+                                                  const float *__restrict__ scales, const void *__restrict__ bias,
+                                                  int bias_dt, float *__restrict__ y, size_t ldy)
+{
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int m = 0; m < MR; m++)
+            acc[r][m] = emu2d_warp_sum(acc[r][m]);
+    if (lane != 0)
+        return;
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        size_t n = n0 + r;
+        if (n >= N)
+            break;
+        float s = SCALED ? scales[n] : 1.0f, b = bias ? emu2d_load(bias, bias_dt, n) : 0.0f;
+#pragma unroll
+        for (int m = 0; m < MR; m++)
+            y[m * ldy + n] = SCALED ? acc[r][m] * s + b : acc[r][m] + b;
+    }
+}
+
 /* Block-wide sums / max for blocks of a multiple of 32 threads, at most 1024; `shared` holds 32
  * entries. Every thread gets the result. */
 __device__ __forceinline__ double emu2d_block_sum_d(double v, double *shared)

@@ -45,12 +45,7 @@ __global__ void __launch_bounds__(32 * GEMV_WARPS) gemv_kernel(size_t K, size_t 
     size_t n0 = ((size_t)blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5)) * R;
     if (n0 >= N)
         return; /* whole warps leave together: the shuffles below see full warps */
-    float acc[R][MR];
-#pragma unroll
-    for (int r = 0; r < R; r++)
-#pragma unroll
-        for (int m = 0; m < MR; m++)
-            acc[r][m] = 0.0f;
+    float acc[R][MR] = {}; /* all zero */
     const uint16_t *wbase = (const uint16_t *)w + n0 * K;
     if (VEC) {
         size_t steps = K / 8;
@@ -87,23 +82,7 @@ __global__ void __launch_bounds__(32 * GEMV_WARPS) gemv_kernel(size_t K, size_t 
             }
         }
     }
-#pragma unroll
-    for (int r = 0; r < R; r++)
-#pragma unroll
-        for (int m = 0; m < MR; m++)
-            acc[r][m] = emu2d_warp_sum(acc[r][m]);
-    if (lane == 0) {
-#pragma unroll
-        for (int r = 0; r < R; r++) {
-            size_t n = n0 + r;
-            if (n >= N)
-                break;
-            float b = bias ? emu2d_load(bias, bias_dt, n) : 0.0f;
-#pragma unroll
-            for (int m = 0; m < MR; m++)
-                y[m * ldy + n] = acc[r][m] + b;
-        }
-    }
+    emu2d_gemv_finish<false>(acc, lane, n0, N, NULL, bias, bias_dt, y, ldy);
 }
 
 template <int MR, int DT>

@@ -46,12 +46,7 @@ __global__ void __launch_bounds__(32 * QGEMV_WARPS)
     size_t n0 = ((size_t)blockIdx.x * QGEMV_WARPS + (threadIdx.x >> 5)) * R;
     if (n0 >= N)
         return; /* whole warps leave together */
-    float acc[R][MR];
-#pragma unroll
-    for (int r = 0; r < R; r++)
-#pragma unroll
-        for (int m = 0; m < MR; m++)
-            acc[r][m] = 0.0f;
+    float acc[R][MR] = {}; /* all zero */
     if (VEC) {
         size_t steps = K / 16;
         for (size_t s = lane; s < steps; s += 32) {
@@ -96,23 +91,7 @@ __global__ void __launch_bounds__(32 * QGEMV_WARPS)
             }
         }
     }
-#pragma unroll
-    for (int r = 0; r < R; r++)
-#pragma unroll
-        for (int m = 0; m < MR; m++)
-            acc[r][m] = emu2d_warp_sum(acc[r][m]);
-    if (lane == 0) {
-#pragma unroll
-        for (int r = 0; r < R; r++) {
-            size_t n = n0 + r;
-            if (n >= N)
-                break;
-            float s = scales[n], b = bias ? emu2d_load(bias, bias_dt, n) : 0.0f;
-#pragma unroll
-            for (int m = 0; m < MR; m++)
-                y[m * ldy + n] = acc[r][m] * s + b;
-        }
-    }
+    emu2d_gemv_finish<true>(acc, lane, n0, N, scales, bias, bias_dt, y, ldy);
 }
 
 /* ---------------------------------------------------------------- int4 decode */
@@ -134,12 +113,7 @@ __global__ void __launch_bounds__(32 * QGEMV_WARPS)
     if (n0 >= N)
         return;
     size_t half = (size_t)group / 2, G = (K + group - 1) / group, rb = G * half;
-    float acc[R][MR];
-#pragma unroll
-    for (int r = 0; r < R; r++)
-#pragma unroll
-        for (int m = 0; m < MR; m++)
-            acc[r][m] = 0.0f;
+    float acc[R][MR] = {}; /* all zero */
     if (VEC) {
         size_t steps = rb / 16;
         for (size_t s = lane; s < steps; s += 32) {
@@ -198,23 +172,7 @@ __global__ void __launch_bounds__(32 * QGEMV_WARPS)
             }
         }
     }
-#pragma unroll
-    for (int r = 0; r < R; r++)
-#pragma unroll
-        for (int m = 0; m < MR; m++)
-            acc[r][m] = emu2d_warp_sum(acc[r][m]);
-    if (lane == 0) {
-#pragma unroll
-        for (int r = 0; r < R; r++) {
-            size_t n = n0 + r;
-            if (n >= N)
-                break;
-            float b = bias ? emu2d_load(bias, bias_dt, n) : 0.0f;
-#pragma unroll
-            for (int m = 0; m < MR; m++)
-                y[m * ldy + n] = acc[r][m] + b;
-        }
-    }
+    emu2d_gemv_finish<false>(acc, lane, n0, N, NULL, bias, bias_dt, y, ldy);
 }
 
 /* ---------------------------------------------------------------- launchers */

@@ -413,3 +413,38 @@ emu2_status emu2_check_upsample_args(size_t C, size_t H, size_t W, size_t Ho, si
                          Ho, Wo, C);
     return emu2_check_diffusion_elementwise_args("upsample_nearest", C, x, x, y, err);
 }
+
+emu2_status emu2_check_quant_weight(const char *op, const char *name, const emu2_op_weight *w, size_t N, size_t K,
+                                    size_t max_dim, emu2_error *err)
+{
+    const char *pre = op ? op : "", *sep = op ? ": " : "";
+    if (w->format == EMU2_WEIGHT_Q4 && w->group != 32 && w->group != 64 && w->group != 128)
+        return emu2_fail(err, EMU2_ERR_MISMATCH, "%s%sint4 weight with group size %d (want 32, 64 or 128)", pre, sep,
+                         w->group);
+    if (w->format != EMU2_WEIGHT_Q8 && w->format != EMU2_WEIGHT_Q4)
+        return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "%s%sweight format %d is not a quantized one", pre, sep,
+                         (int)w->format);
+    emu2_dtype qdt = w->format == EMU2_WEIGHT_Q8 ? EMU2_DT_I8 : EMU2_DT_U8;
+    emu2_dtype sdt = w->format == EMU2_WEIGHT_Q8 ? EMU2_DT_F32 : EMU2_DT_F16;
+    size_t G = w->format == EMU2_WEIGHT_Q8 ? K : (size_t)w->group; /* Q8: one "group" per row */
+    size_t sc = w->format == EMU2_WEIGHT_Q8 ? 1 : K / G + (K % G != 0);
+    size_t rb = w->format == EMU2_WEIGHT_Q8 ? K : sc * (G / 2);
+    size_t qbytes, sbytes;
+    if (!emu2_mul_size(N, rb, &qbytes) || !emu2_mul_size(N, sc, &sbytes) ||
+        !emu2_mul_size(sbytes, emu2_dtype_size(sdt), &sbytes) || N > max_dim || K > max_dim)
+        return emu2_fail(err, EMU2_ERR_LIMIT, "%s%squantized weight [%zu, %zu] is too large", pre, sep, N, K);
+    const emu2_tensor_view *q = &w->w, *s = &w->scales;
+    int q_ok = q->dtype == qdt && q->ndim == 2 && q->shape[0] == (int64_t)N && q->shape[1] == (int64_t)rb &&
+               q->data && q->nbytes >= qbytes;
+    int s_ok = s->dtype == sdt && s->data && s->nbytes >= sbytes &&
+               ((s->ndim == 1 && sc == 1 && s->shape[0] == (int64_t)N) ||
+                (s->ndim == 2 && s->shape[0] == (int64_t)N && s->shape[1] == (int64_t)sc));
+    if (!q_ok)
+        return emu2_fail(err, EMU2_ERR_MISMATCH, "%s%s%s weight values must be %s [%zu, %zu] for a [%zu, %zu] matrix",
+                         pre, sep, name, emu2_dtype_name(qdt), N, rb, N, K);
+    if (!s_ok)
+        return emu2_fail(err, EMU2_ERR_MISMATCH,
+                         "%s%s%s weight scales must be %s [%zu] (int8) or [%zu, %zu] (int4) for a [%zu, %zu] matrix",
+                         pre, sep, name, emu2_dtype_name(sdt), N, N, sc, N, K);
+    return EMU2_OK;
+}

@@ -35,6 +35,12 @@ emu2_status emu2_check_linear_head(size_t M, size_t K, size_t N, const float *x,
                                    const emu2_op_weight *W, const float *y, size_t y_stride, emu2_error *err);
 emu2_status emu2_check_linear_float_weight(const emu2_tensor_view *w, size_t N, size_t K,
                                            emu2_is_backend_ptr_fn is_backend_ptr, emu2_error *err);
+/* A Q8/Q4 weight standing for the logical [N, K] matrix: format and group (32, 64, 128), dtypes (I8 +
+ * F32 scales, U8 + F16 scales), the shapes core/quant writes ([N, row bytes]; scales [N] or [N, groups])
+ * and sizes; dimensions over max_dim are too large. Messages name the format `name` ("int8", ...) and
+ * start with "<op>: " (op NULL: nothing). */
+emu2_status emu2_check_quant_weight(const char *op, const char *name, const emu2_op_weight *w, size_t N, size_t K,
+                                    size_t max_dim, emu2_error *err);
 int emu2_linear_extents(size_t M, size_t K, size_t N, size_t x_stride, size_t y_stride, size_t *x_span,
                         size_t *y_span);
 

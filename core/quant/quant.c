@@ -8,6 +8,7 @@
 
 #include "common/checked.h"
 #include "common/error.h"
+#include "ops/op_checks.h"
 #include "ops/cpu/kernels.h" /* cpu_load_elem: F32/F16/BF16 elements as f32 */
 
 emu2_status emu2_quant_parse(const char *name, emu2_quant_spec *out, emu2_error *err)
@@ -287,28 +288,6 @@ void emu2_dequant_row(const emu2_op_weight *w, size_t K, size_t row, size_t k0, 
 
 emu2_status emu2_quant_check_weight(const emu2_op_weight *w, size_t N, size_t K, emu2_error *err)
 {
-    emu2_quant_spec spec = {.format = w->format, .group = w->group};
-    if (w->format == EMU2_WEIGHT_Q4 && w->group != 32 && w->group != 64 && w->group != 128)
-        return emu2_fail(err, EMU2_ERR_MISMATCH, "int4 weight with group size %d (want 32, 64 or 128)", w->group);
-    if (w->format != EMU2_WEIGHT_Q8 && w->format != EMU2_WEIGHT_Q4)
-        return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT, "weight format %d is not a quantized one", (int)w->format);
-    emu2_dtype qdt = w->format == EMU2_WEIGHT_Q8 ? EMU2_DT_I8 : EMU2_DT_U8;
-    emu2_dtype sdt = w->format == EMU2_WEIGHT_Q8 ? EMU2_DT_F32 : EMU2_DT_F16;
-    size_t rb = emu2_quant_q_row_bytes(spec, K), sc = emu2_quant_scale_row_count(spec, K);
-    size_t qbytes, sbytes;
-    if (!emu2_mul_size(N, rb, &qbytes) || !emu2_mul_size(N, sc * emu2_dtype_size(sdt), &sbytes))
-        return emu2_fail(err, EMU2_ERR_LIMIT, "quantized weight [%zu, %zu] is too large", N, K);
-    const emu2_tensor_view *q = &w->w, *s = &w->scales;
-    int q_ok = q->dtype == qdt && q->ndim == 2 && q->shape[0] == (int64_t)N && q->shape[1] == (int64_t)rb &&
-               q->data && q->nbytes >= qbytes;
-    int s_ok = s->dtype == sdt && s->data && s->nbytes >= sbytes &&
-               ((s->ndim == 1 && sc == 1 && s->shape[0] == (int64_t)N) ||
-                (s->ndim == 2 && s->shape[0] == (int64_t)N && s->shape[1] == (int64_t)sc));
-    if (!q_ok)
-        return emu2_fail(err, EMU2_ERR_MISMATCH, "%s weight values must be %s [%zu, %zu] for a [%zu, %zu] matrix",
-                         emu2_quant_name(spec), emu2_dtype_name(qdt), N, rb, N, K);
-    if (!s_ok)
-        return emu2_fail(err, EMU2_ERR_MISMATCH, "%s weight scales must be %s [%zu] (int8) or [%zu, %zu] (int4) for a "
-                         "[%zu, %zu] matrix", emu2_quant_name(spec), emu2_dtype_name(sdt), N, N, sc, N, K);
-    return EMU2_OK;
+    return emu2_check_quant_weight(NULL, emu2_quant_name((emu2_quant_spec){.format = w->format, .group = w->group}), w,
+                                   N, K, SIZE_MAX, err);
 }

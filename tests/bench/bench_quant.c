@@ -42,65 +42,77 @@ static double linear_bytes(const emu2_decoder_weights *w)
     return b;
 }
 
+/* A batch-1 decoder session with P uploaded embedding rows (made-up values) and room for max_len
+ * positions: the setup both rates share. */
+typedef struct bench_session {
+    emu2_decoder_session *s;
+    float *emb, *logits;
+    emu2_error err;
+} bench_session;
+
+/* 1 when ready; else 0, with r->err saying why (empty: out of memory). Always close with bench_session_close. */
+static int bench_session_open(bench_session *r, emu2_backend *be, const emu2_model_weights *w, const emu2_config *c,
+                              size_t P, size_t max_len)
+{
+    const size_t D = (size_t)c->hidden_size, V = (size_t)c->vocab_size;
+    emu2_decoder_limits lim = {.max_rows = 1, .max_len = max_len};
+    memset(r, 0, sizeof *r);
+    r->emb = be->ops->alloc(be, P * D, &r->err);
+    r->logits = malloc(V * sizeof(float));
+    float *host = malloc(P * D * sizeof(float));
+    int ok = 0;
+    if (r->emb && r->logits && host &&
+        emu2_decoder_session_create(be, &w->decoder, c, &lim, &r->s, &r->err) == EMU2_OK) {
+        for (size_t i = 0; i < P * D; i++)
+            host[i] = (float)((i * 2654435761u) % 1000) / 1000.0f - 0.5f;
+        ok = be->ops->upload(be, r->emb, host, P * D, &r->err) == EMU2_OK;
+    }
+    free(host);
+    return ok;
+}
+
+static void bench_session_close(bench_session *r, emu2_backend *be, const char *what, double rate)
+{
+    if (rate < 0)
+        fprintf(stderr, "bench_quant: %s: %s\n", what, r->err.message[0] ? r->err.message : "out of memory");
+    emu2_decoder_session_free(r->s);
+    if (r->emb)
+        be->ops->free(be, r->emb);
+    free(r->logits);
+}
+
 /* Decode steps/s at batch 1 after a 16-position prefill. */
 static double decode_rate(emu2_backend *be, const emu2_model_weights *w, const emu2_config *c, int steps)
 {
-    const size_t P = 16, D = (size_t)c->hidden_size, V = (size_t)c->vocab_size;
-    emu2_decoder_limits lim = {.max_rows = 1, .max_len = P + (size_t)steps + 1};
-    emu2_decoder_session *s = NULL;
-    emu2_error err = {0};
-    float *emb = be->ops->alloc(be, P * D, &err), *logits = malloc(V * sizeof(float));
-    float *host = malloc(P * D * sizeof(float));
+    const size_t P = 16, V = (size_t)c->vocab_size;
+    bench_session r;
     double rate = -1;
-    if (emb && logits && host && emu2_decoder_session_create(be, &w->decoder, c, &lim, &s, &err) == EMU2_OK) {
-        for (size_t i = 0; i < P * D; i++)
-            host[i] = (float)((i * 2654435761u) % 1000) / 1000.0f - 0.5f;
-        int ok = be->ops->upload(be, emb, host, P * D, &err) == EMU2_OK &&
-                 emu2_decoder_prefill(s, 1, P, emb, NULL, logits, NULL, &err) == EMU2_OK;
+    if (bench_session_open(&r, be, w, c, P, P + (size_t)steps + 1) &&
+        emu2_decoder_prefill(r.s, 1, P, r.emb, NULL, r.logits, NULL, &r.err) == EMU2_OK) {
+        int ok = 1;
         double t0 = bench_now();
         for (int i = 0; ok && i < steps; i++) {
             int32_t id = (int32_t)((i * 7919) % (int)V);
-            ok = emu2_decoder_step(s, &id, logits, NULL, &err) == EMU2_OK;
+            ok = emu2_decoder_step(r.s, &id, r.logits, NULL, &r.err) == EMU2_OK;
         }
         if (ok)
             rate = steps / (bench_now() - t0);
     }
-    if (rate < 0)
-        fprintf(stderr, "bench_quant: decode: %s\n", err.message[0] ? err.message : "out of memory");
-    emu2_decoder_session_free(s);
-    if (emb)
-        be->ops->free(be, emb);
-    free(logits);
-    free(host);
+    bench_session_close(&r, be, "decode", rate);
     return rate;
 }
 
 /* Prefill positions/s: one P-position prefill at batch 1 (the quantized GEMM paths, M = P). */
 static double prefill_rate(emu2_backend *be, const emu2_model_weights *w, const emu2_config *c, size_t P)
 {
-    const size_t D = (size_t)c->hidden_size, V = (size_t)c->vocab_size;
-    emu2_decoder_limits lim = {.max_rows = 1, .max_len = P + 1};
-    emu2_decoder_session *s = NULL;
-    emu2_error err = {0};
-    float *emb = be->ops->alloc(be, P * D, &err), *logits = malloc(V * sizeof(float));
-    float *host = malloc(P * D * sizeof(float));
+    bench_session r;
     double rate = -1;
-    if (emb && logits && host && emu2_decoder_session_create(be, &w->decoder, c, &lim, &s, &err) == EMU2_OK) {
-        for (size_t i = 0; i < P * D; i++)
-            host[i] = (float)((i * 2654435761u) % 1000) / 1000.0f - 0.5f;
-        if (be->ops->upload(be, emb, host, P * D, &err) == EMU2_OK) {
-            double t0 = bench_now();
-            if (emu2_decoder_prefill(s, 1, P, emb, NULL, logits, NULL, &err) == EMU2_OK)
-                rate = (double)P / (bench_now() - t0);
-        }
+    if (bench_session_open(&r, be, w, c, P, P + 1)) {
+        double t0 = bench_now();
+        if (emu2_decoder_prefill(r.s, 1, P, r.emb, NULL, r.logits, NULL, &r.err) == EMU2_OK)
+            rate = (double)P / (bench_now() - t0);
     }
-    if (rate < 0)
-        fprintf(stderr, "bench_quant: prefill: %s\n", err.message[0] ? err.message : "out of memory");
-    emu2_decoder_session_free(s);
-    if (emb)
-        be->ops->free(be, emb);
-    free(logits);
-    free(host);
+    bench_session_close(&r, be, "prefill", rate);
     return rate;
 }
 

@@ -1,9 +1,12 @@
 /* bench_util.h: what the benchmark programs share, header only so that each still builds with one cc
- * line: a monotonic clock, ordering doubles for medians, and the "[DIR] --name VALUE ..." command line. */
+ * line: a monotonic clock, ordering doubles for medians, the "[DIR] --name VALUE ..." command line and
+ * "1,8,32" lists. */
 #ifndef EMU2_BENCH_UTIL_H
 #define EMU2_BENCH_UTIL_H
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 /* Seconds on the monotonic clock. */
@@ -38,6 +41,20 @@ static inline int bench_next_arg(int argc, char **argv, int *i, const char *prog
     }
     *value = argv[++*i];
     return 1;
+}
+
+/* "1,8,32" into out (at most max values, atoi each); returns how many. */
+static inline int bench_parse_ints(const char *s, int *out, int max)
+{
+    int n = 0;
+    while (*s && n < max) {
+        out[n++] = atoi(s);
+        const char *c = strchr(s, ',');
+        if (!c)
+            break;
+        s = c + 1;
+    }
+    return n;
 }
 
 #endif

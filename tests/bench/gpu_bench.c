@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "bench_util.h"
+#include "bench_device.h"
 #include "decode_bytes.h"
 
 #include "api/model_internal.h"
@@ -39,19 +40,6 @@ typedef struct args {
 static int wants(const args *a, const char *what)
 {
     return strstr(a->only, what) != NULL;
-}
-
-static int parse_list(const char *s, int *out)
-{
-    int n = 0;
-    while (*s && n < MAX_LIST) {
-        out[n++] = atoi(s);
-        const char *c = strchr(s, ',');
-        if (!c)
-            break;
-        s = c + 1;
-    }
-    return n;
 }
 
 static void emit(const char *what, int batch, const char *unit, double rate, const char *frac_of, double frac,
@@ -96,21 +84,7 @@ static double measure_copy(emu2_backend *be, emu2_error *err)
 {
     size_t n = (size_t)1 << 28;
     float *a = device_copy_of_random(be, n, 1, 1.0f, err), *b = be->ops->alloc(be, n, err);
-    double best = 0;
-    for (int r = 0; a && b && r < 6; r++) {
-        be->ops->sync(be, err);
-        double t0 = bench_now();
-        if (be->ops->upload(be, b, a, n, err) != EMU2_OK || be->ops->sync(be, err) != EMU2_OK)
-            break;
-        double bw = 2.0 * n * sizeof(float) / (bench_now() - t0);
-        if (r > 0 && bw > best)
-            best = bw;
-    }
-    if (a)
-        be->ops->free(be, a);
-    if (b)
-        be->ops->free(be, b);
-    return best;
+    return bench_copy_bandwidth(be, b, a, n, err);
 }
 
 /* bf16 weights [8192, 8192] x activations [8192, 8192] through linear; best of 5 (FLOP/s). */
@@ -258,9 +232,9 @@ int main(int argc, char **argv)
         if (!strcmp(o, "--device"))
             a.device = v;
         else if (!strcmp(o, "--batches"))
-            a.n_batches = parse_list(v, a.batches);
+            a.n_batches = bench_parse_ints(v, a.batches, MAX_LIST);
         else if (!strcmp(o, "--images"))
-            a.n_images = parse_list(v, a.images);
+            a.n_images = bench_parse_ints(v, a.images, MAX_LIST);
         else if (!strcmp(o, "--steps"))
             a.steps = atoi(v);
         else if (!strcmp(o, "--repeats"))

@@ -19,6 +19,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "../bench/bench_util.h"
+#include "../bench/bench_device.h"
 #include "common/tensor.h"
 #include "ops/ops.h"
 #include "quant/quant.h"
@@ -31,13 +33,6 @@ typedef struct args {
     int batches[MAX_LIST], n_batches, repeats;
     size_t D, I, L, V, distinct;
 } args;
-
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static uint64_t rng = 0x9e3779b97f4a7c15ULL;
 static uint64_t next_u64(void)
@@ -138,21 +133,7 @@ static double measure_copy(emu2_backend *be, emu2_error *err)
 {
     size_t n = (size_t)1 << 28;
     float *a = be->ops->alloc(be, n, err), *b = be->ops->alloc(be, n, err);
-    double best = 0;
-    for (int r = 0; a && b && r < 6; r++) {
-        be->ops->sync(be, err);
-        double t0 = now_s();
-        if (be->ops->upload(be, b, a, n, err) != EMU2_OK || be->ops->sync(be, err) != EMU2_OK)
-            break;
-        double bw = 2.0 * (double)n * sizeof(float) / (now_s() - t0);
-        if (r > 0 && bw > best)
-            best = bw;
-    }
-    if (a)
-        be->ops->free(be, a);
-    if (b)
-        be->ops->free(be, b);
-    return best;
+    return bench_copy_bandwidth(be, b, a, n, err);
 }
 
 /* One format: build the distinct layers, time the steps at every batch. 0 on success. */
@@ -202,14 +183,14 @@ static int run_format(const args *a, emu2_backend *be, const char *name, double 
         double best = 0;
         for (int r = 0; ok && r <= a->repeats; r++) { /* round 0 warms up (algorithm choice, scratch) */
             ok = be->ops->sync(be, &err) == EMU2_OK;
-            double t0 = now_s();
+            double t0 = bench_now();
             for (size_t l = 0; ok && l < a->L; l++)
                 for (int m = 0; ok && m < MATS; m++)
                     ok = be->ops->linear(be, B, Ks[m], Ns[m], x, Ks[m], &w[(l % nl) * MATS + m].w, NULL, y, Ns[m],
                                          &err) == EMU2_OK;
             ok = ok && be->ops->linear(be, B, D, a->V, x, D, &head.w, NULL, y, a->V, &err) == EMU2_OK;
             ok = ok && be->ops->sync(be, &err) == EMU2_OK;
-            double t = now_s() - t0;
+            double t = bench_now() - t0;
             if (ok && r > 0 && (best == 0 || t < best))
                 best = t;
         }
@@ -238,19 +219,6 @@ static int run_format(const args *a, emu2_backend *be, const char *name, double 
     return ok ? 0 : 1;
 }
 
-static int parse_list(const char *s, int *out)
-{
-    int n = 0;
-    while (*s && n < MAX_LIST) {
-        out[n++] = atoi(s);
-        const char *c = strchr(s, ',');
-        if (!c)
-            break;
-        s = c + 1;
-    }
-    return n;
-}
-
 int main(int argc, char **argv)
 {
     args a = {.device = "cuda", .formats = "bf16,int8,int4,int4-g32", .batches = {1, 8, 32}, .n_batches = 3,
@@ -266,7 +234,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--formats"))
             a.formats = v;
         else if (!strcmp(argv[i], "--batches"))
-            a.n_batches = parse_list(v, a.batches);
+            a.n_batches = bench_parse_ints(v, a.batches, MAX_LIST);
         else if (!strcmp(argv[i], "--repeats"))
             a.repeats = atoi(v);
         else if (!strcmp(argv[i], "--hidden"))

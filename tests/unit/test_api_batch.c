@@ -6,19 +6,14 @@
 #include "check.h"
 #include "emu2.h"
 #include "test_image_support.h"
+#include "test_batch_support.h"
 
 #define N_HELD 6
-#define FEW_SHOT                                                                                                   \
-    "[][red, white, 3, bottom left].[][yellow, white, 2, top left].[][green, black, 4, bottom right][]"
-
-static const char *seed_names[4] = {"red_white_3_bottom_left.jpg", "yellow_white_2_top_right.jpg",
-                                    "green_black_4_bottom_right.jpg", "blue_black_1_top_left.jpg"};
 
 /* The fixture batch: 6 held-out describes, the few-shot prompt, a corrupt image, a count mismatch. */
 typedef struct fixture {
     emu2_model *m;
     unsigned char *held[N_HELD], *seed[4];
-    size_t held_n[N_HELD], seed_n[4];
     emu2_image_bytes held_img[N_HELD], seed_img[4], corrupt;
     emu2_request rq[N_HELD + 3];
     size_t n;
@@ -29,34 +24,9 @@ static const char *fixture_open(fixture *f)
 {
     static char why[600];
     memset(f, 0, sizeof *f);
-    emu2_load_options lo;
-    emu2_load_options_init(&lo);
-    lo.threads = 1;
-    emu2_error err;
-    if (emu2_model_load(ROOT_PATH("models/emu2-tiny-digits"), &lo, &f->m, &err) != EMU2_OK) {
-        snprintf(why, sizeof why, "tiny model: %.500s", err.message);
+    if (batch_load_tiny(&f->m, 0, why, sizeof why) ||
+        batch_load_requests(N_HELD, f->held, f->held_img, f->seed, f->seed_img, f->rq, &f->n, why, sizeof why))
         return why;
-    }
-    for (int i = 0; i < N_HELD; i++) {
-        char rel[64];
-        snprintf(rel, sizeof rel, "tests/data/heldout/%03d.jpg", i);
-        if (!(f->held[i] = read_whole_file(ROOT_PATH(rel), &f->held_n[i]))) {
-            snprintf(why, sizeof why, "no %s", rel);
-            return why;
-        }
-        f->held_img[i] = (emu2_image_bytes){f->held[i], f->held_n[i]};
-        f->rq[f->n++] = (emu2_request){NULL, &f->held_img[i], 1};
-    }
-    for (int i = 0; i < 4; i++) {
-        char rel[128];
-        snprintf(rel, sizeof rel, "fixtures/seed-images/%s", seed_names[i]);
-        if (!(f->seed[i] = read_whole_file(SHARED_PATH(rel), &f->seed_n[i]))) {
-            snprintf(why, sizeof why, "no %s (set EMU2_SHARED)", rel);
-            return why;
-        }
-        f->seed_img[i] = (emu2_image_bytes){f->seed[i], f->seed_n[i]};
-    }
-    f->rq[f->n++] = (emu2_request){FEW_SHOT, f->seed_img, 4};
     static const unsigned char junk[] = {0xff, 0xd8, 0xff, 0xe0, 0, 16, 'J', 'F', 'I', 'F', 0, 1};
     f->corrupt = (emu2_image_bytes){junk, sizeof junk};
     f->rq[f->n++] = (emu2_request){NULL, &f->corrupt, 1};
@@ -66,10 +36,7 @@ static const char *fixture_open(fixture *f)
 
 static void fixture_close(fixture *f)
 {
-    for (int i = 0; i < N_HELD; i++)
-        free(f->held[i]);
-    for (int i = 0; i < 4; i++)
-        free(f->seed[i]);
+    batch_free_images(N_HELD, f->held, f->seed);
     emu2_model_free(f->m);
 }
 
@@ -95,11 +62,7 @@ static const char *fixture_open_with(fixture *f, emu2_gen_options *o, int beams)
 /* What emu2_generate gives request i alone (NULL when it fails). */
 static char *alone(fixture *f, size_t i, const emu2_gen_options *o)
 {
-    const emu2_request *r = &f->rq[i];
-    char *text = NULL;
-    emu2_status st = r->prompt ? emu2_generate(f->m, r->prompt, r->images, r->n_images, o, &text)
-                               : emu2_describe(f->m, r->images[0].data, r->images[0].size, NULL, o, &text);
-    return st == EMU2_OK ? text : NULL;
+    return batch_alone(f->m, &f->rq[i], o);
 }
 
 static void check_batch_equals_alone(int beams)
@@ -142,21 +105,9 @@ TEST(beam_batch_equals_one_by_one)
 /* Streaming hooks: pieces collected per request; request 2 stops after its first piece; request 4
  * is cancelled from the start. */
 typedef struct hook_state {
-    char text[N_HELD + 3][256];
-    int calls[N_HELD + 3];
+    batch_stream stream; /* first: on_token gets the hook state */
     int polls;
 } hook_state;
-
-static int on_piece(void *user, size_t item, int32_t id, const char *piece)
-{
-    (void)id;
-    hook_state *h = user;
-    if (item >= N_HELD + 3)
-        return 1;
-    h->calls[item]++;
-    strncat(h->text[item], piece, sizeof h->text[item] - strlen(h->text[item]) - 1);
-    return item == 2; /* stop request 2 at once */
-}
 
 static int cancel_four(void *user, size_t item)
 {
@@ -172,9 +123,10 @@ static void check_hooks(int beams)
     OPEN_OR_SKIP(&f, &o, beams);
     hook_state h;
     memset(&h, 0, sizeof h);
+    h.stream.stop_tag = 2; /* stop request 2 at once */
     emu2_batch_hooks hooks;
     emu2_batch_hooks_init(&hooks);
-    hooks.on_token = on_piece;
+    hooks.on_token = batch_stream_piece;
     hooks.cancelled = cancel_four;
     hooks.user = &h;
     emu2_result res[N_HELD + 3];
@@ -183,22 +135,22 @@ static void check_hooks(int beams)
     for (size_t i = 0; i < N_HELD + 1; i++) {
         char *want = alone(&f, i, &o);
         if (i == 4) {
-            CHECKF(res[i].status == EMU2_ERR_CANCELLED && res[i].stopped && !res[i].text && h.calls[i] == 0,
-                   "beams %d cancelled request: status %d, %d pieces", beams, (int)res[i].status, h.calls[i]);
+            CHECKF(res[i].status == EMU2_ERR_CANCELLED && res[i].stopped && !res[i].text && h.stream.pieces[i] == 0,
+                   "beams %d cancelled request: status %d, %d pieces", beams, (int)res[i].status, h.stream.pieces[i]);
         } else if (i == 2) {
-            CHECKF(res[i].status == EMU2_OK && res[i].stopped && res[i].n_tokens == 1 && h.calls[i] == 1,
+            CHECKF(res[i].status == EMU2_OK && res[i].stopped && res[i].n_tokens == 1 && h.stream.pieces[i] == 1,
                    "beams %d stopped request: status %d stopped %d tokens %zu pieces %d", beams, (int)res[i].status,
-                   res[i].stopped, res[i].n_tokens, h.calls[i]);
+                   res[i].stopped, res[i].n_tokens, h.stream.pieces[i]);
             CHECKF(want && res[i].text && strncmp(want, res[i].text, strlen(res[i].text)) == 0,
                    "stopped text \"%s\" starts \"%s\"", res[i].text ? res[i].text : "", want ? want : "");
         } else {
-            CHECKF(want && res[i].text && strcmp(res[i].text, want) == 0 && strcmp(h.text[i], want) == 0,
+            CHECKF(want && res[i].text && strcmp(res[i].text, want) == 0 && strcmp(h.stream.text[i], want) == 0,
                    "beams %d request %zu: batch \"%s\", streamed \"%s\", alone \"%s\"", beams, i,
-                   res[i].text ? res[i].text : "", h.text[i], want ? want : "");
+                   res[i].text ? res[i].text : "", h.stream.text[i], want ? want : "");
         }
         emu2_free(want);
     }
-    CHECK(h.calls[N_HELD + 1] == 0 && h.calls[N_HELD + 2] == 0);
+    CHECK(h.stream.pieces[N_HELD + 1] == 0 && h.stream.pieces[N_HELD + 2] == 0);
     emu2_results_clear(res, f.n);
     fixture_close(&f);
 }

@@ -8,13 +8,9 @@
 #include "check.h"
 #include "emu2.h"
 #include "test_image_support.h"
+#include "test_batch_support.h"
 
 #define N_HELD 12
-#define FEW_SHOT                                                                                                   \
-    "[][red, white, 3, bottom left].[][yellow, white, 2, top left].[][green, black, 4, bottom right][]"
-
-static const char *seed_names[4] = {"red_white_3_bottom_left.jpg", "yellow_white_2_top_right.jpg",
-                                    "green_black_4_bottom_right.jpg", "blue_black_1_top_left.jpg"};
 
 typedef struct fixture {
     emu2_model *m;
@@ -27,10 +23,7 @@ typedef struct fixture {
 
 static void fixture_close(fixture *f)
 {
-    for (int i = 0; i < N_HELD; i++)
-        free(f->held[i]);
-    for (int i = 0; i < 4; i++)
-        free(f->seed[i]);
+    batch_free_images(N_HELD, f->held, f->seed);
     emu2_model_free(f->m);
 }
 
@@ -42,40 +35,9 @@ static const char *fixture_open(fixture *f, int beams, int random_weights)
     emu2_gen_options_init(&f->o);
     f->o.num_beams = beams;
     f->o.max_new_tokens = 32;
-    emu2_load_options lo;
-    emu2_load_options_init(&lo);
-    lo.threads = 1;
-    if (random_weights) { /* near-uniform logits: any change in what a row attends to changes the tokens */
-        lo.flags = EMU2_LOAD_RANDOM_WEIGHTS;
-        lo.random_seed = 11;
-    }
-    emu2_error err;
-    if (emu2_model_load(ROOT_PATH("models/emu2-tiny-digits"), &lo, &f->m, &err) != EMU2_OK) {
-        snprintf(why, sizeof why, "tiny model: %.500s", err.message);
+    if (batch_load_tiny(&f->m, random_weights, why, sizeof why) ||
+        batch_load_requests(N_HELD, f->held, f->held_img, f->seed, f->seed_img, f->rq, &f->n, why, sizeof why))
         return why;
-    }
-    for (int i = 0; i < N_HELD; i++) {
-        char rel[64];
-        size_t n = 0;
-        snprintf(rel, sizeof rel, "tests/data/heldout/%03d.jpg", i);
-        if (!(f->held[i] = read_whole_file(ROOT_PATH(rel), &n))) {
-            snprintf(why, sizeof why, "no %s", rel);
-            return why;
-        }
-        f->held_img[i] = (emu2_image_bytes){f->held[i], n};
-        f->rq[f->n++] = (emu2_request){NULL, &f->held_img[i], 1};
-    }
-    for (int i = 0; i < 4; i++) {
-        char rel[128];
-        size_t n = 0;
-        snprintf(rel, sizeof rel, "fixtures/seed-images/%s", seed_names[i]);
-        if (!(f->seed[i] = read_whole_file(SHARED_PATH(rel), &n))) {
-            snprintf(why, sizeof why, "no %s (set EMU2_SHARED)", rel);
-            return why;
-        }
-        f->seed_img[i] = (emu2_image_bytes){f->seed[i], n};
-    }
-    f->rq[f->n++] = (emu2_request){FEW_SHOT, f->seed_img, 4};
     return NULL;
 }
 
@@ -93,11 +55,7 @@ static const char *fixture_open(fixture *f, int beams, int random_weights)
 /* What emu2_generate gives request i alone (NULL when it fails). */
 static char *alone(fixture *f, size_t i)
 {
-    const emu2_request *r = &f->rq[i];
-    char *text = NULL;
-    emu2_status st = r->prompt ? emu2_generate(f->m, r->prompt, r->images, r->n_images, &f->o, &text)
-                               : emu2_describe(f->m, r->images[0].data, r->images[0].size, NULL, &f->o, &text);
-    return st == EMU2_OK ? text : NULL;
+    return batch_alone(f->m, &f->rq[i], &f->o);
 }
 
 /* Results by tag. */
@@ -251,21 +209,9 @@ TEST(compaction_keeps_a_small_cache_serving)
 /* Hooks: tag 2 is cancelled once it has decoded a few steps; tag 3 stops streaming after its first
  * piece (greedy) ; the others stream exactly their text. */
 typedef struct hook_state {
-    char text[N_HELD + 8][256];
-    int pieces[N_HELD + 8];
+    batch_stream stream; /* first: on_token gets the hook state */
     int polls[N_HELD + 8];
 } hook_state;
-
-static int on_piece(void *user, size_t tag, int32_t id, const char *piece)
-{
-    (void)id;
-    hook_state *h = user;
-    if (tag >= N_HELD + 8)
-        return 1;
-    h->pieces[tag]++;
-    strncat(h->text[tag], piece, sizeof h->text[tag] - strlen(h->text[tag]) - 1);
-    return tag == 3;
-}
 
 static int cancel_two(void *user, size_t tag)
 {
@@ -280,9 +226,10 @@ static void check_hooks(int beams)
     fixture f;
     OPEN_OR_SKIP(&f, beams);
     hook_state *h = calloc(1, sizeof *h);
+    h->stream.stop_tag = 3;
     emu2_batch_hooks hooks;
     emu2_batch_hooks_init(&hooks);
-    hooks.on_token = on_piece;
+    hooks.on_token = batch_stream_piece;
     hooks.cancelled = cancel_two;
     hooks.user = h;
     emu2_batcher *b = NULL;
@@ -301,16 +248,16 @@ static void check_hooks(int beams)
                    "beams %d cancelled: status %d stopped %d polls %d", beams, (int)r->status, r->stopped,
                    h->polls[2]);
         } else if (i == 3) {
-            CHECKF(r->status == EMU2_OK && r->stopped && r->n_tokens == 1 && h->pieces[3] == 1,
+            CHECKF(r->status == EMU2_OK && r->stopped && r->n_tokens == 1 && h->stream.pieces[3] == 1,
                    "beams %d stopped: status %d stopped %d tokens %zu pieces %d", beams, (int)r->status, r->stopped,
-                   r->n_tokens, h->pieces[3]);
+                   r->n_tokens, h->stream.pieces[3]);
             CHECKF(want && r->text && strncmp(want, r->text, strlen(r->text)) == 0, "stopped \"%s\" starts \"%s\"",
                    r->text ? r->text : "", want ? want : "");
         } else {
             CHECKF(want && r->status == EMU2_OK && r->text && strcmp(r->text, want) == 0 &&
-                       strcmp(h->text[i], want) == 0,
+                       strcmp(h->stream.text[i], want) == 0,
                    "beams %d request %zu: \"%s\", streamed \"%s\", alone \"%s\"", beams, i, r->text ? r->text : "",
-                   h->text[i], want ? want : "");
+                   h->stream.text[i], want ? want : "");
         }
         emu2_free(want);
         emu2_results_clear(r, 1);

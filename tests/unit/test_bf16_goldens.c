@@ -16,17 +16,6 @@
 
 #define MIN_COSINE 0.9999
 
-static double cosine(const float *a, const float *b, size_t n)
-{
-    double ab = 0, aa = 0, bb = 0;
-    for (size_t i = 0; i < n; i++) {
-        ab += (double)a[i] * b[i];
-        aa += (double)a[i] * a[i];
-        bb += (double)b[i] * b[i];
-    }
-    return aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : 0;
-}
-
 static size_t argmax(const float *v, size_t n)
 {
     size_t best = 0;
@@ -114,7 +103,7 @@ static double worst_cosine(golden_case *gc, test_model *m, int *argmax_same)
         }
         for (size_t b = 0; worst >= 0 && b < r.B; b++) {
             const float *want = (const float *)ref->data + b * V;
-            double c = cosine(logits + b * V, want, V);
+            double c = test_cosine(logits + b * V, want, V);
             worst = c < worst ? c : worst;
             *argmax_same &= argmax(logits + b * V, V) == argmax(want, V);
         }

@@ -16,7 +16,9 @@
 static const char *examples[] = {"blue_black_1_top_left.jpg", "green_black_4_bottom_right.jpg",
                                  "red_white_3_bottom_left.jpg", "yellow_white_2_top_right.jpg"};
 
-static emu2_model *load(const char *dir, const char *device, unsigned flags, emu2_error *err)
+/* quant: NULL for the checkpoint's own weights, else a quantization preset applied at load. */
+static emu2_model *load_quantized(const char *dir, const char *device, const char *quant, unsigned flags,
+                                  emu2_error *err)
 {
     emu2_load_options o;
     emu2_load_options_init(&o);
@@ -24,10 +26,17 @@ static emu2_model *load(const char *dir, const char *device, unsigned flags, emu
     o.threads = 2;
     o.flags = flags;
     o.random_seed = 5;
+    if (quant)
+        o.quant = quant;
     emu2_model *m = NULL;
     if (emu2_model_load(dir, &o, &m, err) != EMU2_OK)
         return NULL;
     return m;
+}
+
+static emu2_model *load(const char *dir, const char *device, unsigned flags, emu2_error *err)
+{
+    return load_quantized(dir, device, NULL, flags, err);
 }
 
 static char *describe(emu2_model *m, const char *image, int beams)
@@ -117,16 +126,7 @@ TEST(tiny_model_answers_as_on_cpu)
  * weights live in device memory and cannot be quantized there: a clear error. */
 static emu2_model *load_quant(const char *device, const char *quant, unsigned flags, emu2_error *err)
 {
-    emu2_load_options o;
-    emu2_load_options_init(&o);
-    o.device = device;
-    o.threads = 2;
-    o.flags = flags;
-    o.quant = quant;
-    emu2_model *m = NULL;
-    if (emu2_model_load(ROOT_PATH("models/emu2-tiny-digits"), &o, &m, err) != EMU2_OK)
-        return NULL;
-    return m;
+    return load_quantized(ROOT_PATH("models/emu2-tiny-digits"), device, quant, flags, err);
 }
 
 TEST(quantized_tiny_model_answers_as_on_cpu)

@@ -78,15 +78,27 @@ static double run_tile(const cpu_kernels *kern, emu2_dtype dt, size_t mr, size_t
     return worst;
 }
 
+static const emu2_cpu_isa isas[] = {EMU2_ISA_SCALAR, EMU2_ISA_AVX2, EMU2_ISA_AVX512};
+
+/* The kernels of isa; NULL when this CPU lacks it or (a failure, reported here) they cannot be selected. */
+static const cpu_kernels *kernels_for(emu2_cpu_isa isa)
+{
+    if (!cpu_isa_supported(isa))
+        return NULL;
+    const cpu_kernels *k = cpu_kernels_select(isa);
+    if (k && k->isa == isa)
+        return k;
+    check_report_failure(__FILE__, __LINE__, "ISA %s: kernels not selectable", emu2_cpu_isa_name(isa));
+    return NULL;
+}
+
 TEST(direct_tile_matches_reference_on_every_isa)
 {
-    static const emu2_cpu_isa isas[] = {EMU2_ISA_SCALAR, EMU2_ISA_AVX2, EMU2_ISA_AVX512};
     int ran = 0;
     for (size_t a = 0; a < sizeof isas / sizeof *isas; a++) {
-        if (!cpu_isa_supported(isas[a]))
+        const cpu_kernels *kern = kernels_for(isas[a]);
+        if (!kern)
             continue;
-        const cpu_kernels *kern = cpu_kernels_select(isas[a]);
-        CHECKF(kern && kern->isa == isas[a], "ISA %s: kernels not selectable", emu2_cpu_isa_name(isas[a]));
         for (size_t d = 0; d < 3; d++)
             for (size_t ki = 0; ki < sizeof k_values / sizeof *k_values; ki++)
                 for (size_t mr = 1; mr <= 4; mr++)
@@ -145,15 +157,13 @@ done:
 
 TEST(gemm_nn_matches_reference_on_every_isa)
 {
-    static const emu2_cpu_isa isas[] = {EMU2_ISA_SCALAR, EMU2_ISA_AVX2, EMU2_ISA_AVX512};
     static const size_t ns[] = {1, 7, 8, 9, 16, 17, 63, 64, 65, 128, 130};
     static const size_t ks[] = {1, 5, 33, 300};
     int ran = 0;
     for (size_t a = 0; a < sizeof isas / sizeof *isas; a++) {
-        if (!cpu_isa_supported(isas[a]))
+        const cpu_kernels *kern = kernels_for(isas[a]);
+        if (!kern)
             continue;
-        const cpu_kernels *kern = cpu_kernels_select(isas[a]);
-        CHECKF(kern && kern->isa == isas[a], "ISA %s: kernels not selectable", emu2_cpu_isa_name(isas[a]));
         for (size_t mr = 1; mr <= 4; mr++)
             for (size_t ni = 0; ni < sizeof ns / sizeof *ns; ni++)
                 for (size_t ki = 0; ki < sizeof ks / sizeof *ks; ki++)

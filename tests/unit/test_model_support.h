@@ -215,4 +215,17 @@ static inline void run_per_thread_count(void (*case_fn)(int threads))
     }
 }
 
+/* Cosine similarity of a and b in double (0 when either is all zeros): how the quantized and bf16
+ * goldens compare logits with the reference's. */
+static inline double test_cosine(const float *a, const float *b, size_t n)
+{
+    double ab = 0, aa = 0, bb = 0;
+    for (size_t i = 0; i < n; i++) {
+        ab += (double)a[i] * b[i];
+        aa += (double)a[i] * a[i];
+        bb += (double)b[i] * b[i];
+    }
+    return aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : 0;
+}
+
 #endif

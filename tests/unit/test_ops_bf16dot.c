@@ -36,65 +36,13 @@ static float round_bf16(float v)
     return emu2_bf16_to_f32(emu2_f32_to_bf16(v));
 }
 
-/* Worst relative error of one case against the reference with x rounded (round_x) or not. */
+/* Worst relative error of one case against the reference with x rounded to bf16 (and in
+ * *err_unrounded, without the rounding). */
 static double run_case(emu2_backend *be, const bf_case *c, emu2_dtype bdt, int use_bias, int *pad_ok,
                        double *err_unrounded)
 {
-    size_t ldx = c->K + c->x_pad, ldy = c->N + c->y_pad;
-    float *x = malloc(c->M * ldx * sizeof(float)), *wv = malloc(c->N * c->K * sizeof(float));
-    float *bv = malloc(c->N * sizeof(float)), *y = malloc(c->M * ldy * sizeof(float));
-    float *got = malloc(c->M * c->N * sizeof(float));
-    double *ref = malloc(c->M * c->N * sizeof(double)), *ref32 = malloc(c->M * c->N * sizeof(double));
-    double *mag = malloc(c->M * c->N * sizeof(double));
-    fill_uniform(x, c->M * ldx, -1, 1);
-    fill_uniform(wv, c->N * c->K, -1, 1);
-    fill_uniform(bv, c->N, -2, 2);
-    for (size_t i = 0; i < c->M * ldy; i++)
-        y[i] = 12345.0f; /* sentinel: padding columns must stay untouched */
-    test_weight tw, tb;
-    test_weight_make(&tw, EMU2_DT_BF16, 2, (int64_t)c->N, (int64_t)c->K, wv);
-    test_weight_make(&tb, bdt, 1, (int64_t)c->N, 0, bv);
-    for (size_t m = 0; m < c->M; m++)
-        for (size_t n = 0; n < c->N; n++) {
-            double s = use_bias ? bv[n] : 0, s32 = s, a = use_bias ? fabs(bv[n]) : 0;
-            for (size_t k = 0; k < c->K; k++) {
-                float xv = x[m * ldx + k];
-                double t = (double)round_bf16(xv) * wv[n * c->K + k];
-                s += t;
-                s32 += (double)xv * wv[n * c->K + k];
-                a += fabs(t);
-            }
-            ref[m * c->N + n] = s;
-            ref32[m * c->N + n] = s32;
-            mag[m * c->N + n] = a;
-        }
-    char *shifted = NULL; /* odd cases: weights at an odd address, as checkpoint data may be */
-    emu2_op_weight w = {.w = tw.view};
-    if ((c->M + c->K) % 2) {
-        shifted = malloc(tw.view.nbytes + 3);
-        memcpy(shifted + 3, tw.data, tw.view.nbytes);
-        w.w.data = shifted + 3;
-    }
-    emu2_error err = {0};
-    double worst = INFINITY;
-    *pad_ok = 1;
-    if (be->ops->linear(be, c->M, c->K, c->N, x, ldx, &w, use_bias ? &tb.view : NULL, y, ldy, &err) == EMU2_OK) {
-        for (size_t m = 0; m < c->M; m++) {
-            memcpy(got + m * c->N, y + m * ldy, c->N * sizeof(float));
-            for (size_t p = c->N; p < ldy; p++)
-                if (y[m * ldy + p] != 12345.0f)
-                    *pad_ok = 0;
-        }
-        worst = max_rel_err(got, ref, mag, c->M * c->N, NULL);
-        *err_unrounded = max_rel_err(got, ref32, mag, c->M * c->N, NULL);
-    } else {
-        printf("    linear failed: %s\n", err.message);
-    }
-    free(shifted);
-    test_weight_free(&tw);
-    test_weight_free(&tb);
-    free(x), free(wv), free(bv), free(y), free(got), free(ref), free(ref32), free(mag);
-    return worst;
+    return test_linear_case(be, c->M, c->K, c->N, c->x_pad, c->y_pad, EMU2_DT_BF16, bdt, use_bias, round_bf16, pad_ok,
+                            err_unrounded);
 }
 
 TEST(bf16_linear_matches_rounded_reference)

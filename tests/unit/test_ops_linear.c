@@ -17,60 +17,7 @@ static const lin_case lin_cases[] = {
 /* Runs one case on one backend; returns the worst relative error (or INFINITY on a failure). */
 static double run_case(emu2_backend *be, const lin_case *c, emu2_dtype wdt, emu2_dtype bdt, int use_bias, int *pad_ok)
 {
-    size_t ldx = c->K + c->x_pad, ldy = c->N + c->y_pad;
-    float *x = malloc(c->M * ldx * sizeof(float));
-    float *wv = malloc(c->N * c->K * sizeof(float));
-    float *bv = malloc(c->N * sizeof(float));
-    float *y = malloc(c->M * ldy * sizeof(float));
-    double *ref = malloc(c->M * c->N * sizeof(double)), *mag = malloc(c->M * c->N * sizeof(double));
-    float *got = malloc(c->M * c->N * sizeof(float));
-    fill_uniform(x, c->M * ldx, -1, 1);
-    fill_uniform(wv, c->N * c->K, -1, 1);
-    fill_uniform(bv, c->N, -2, 2);
-    for (size_t i = 0; i < c->M * ldy; i++)
-        y[i] = 12345.0f; /* sentinel: padding columns must stay untouched */
-    test_weight tw, tb;
-    test_weight_make(&tw, wdt, 2, (int64_t)c->N, (int64_t)c->K, wv);
-    test_weight_make(&tb, bdt, 1, (int64_t)c->N, 0, bv);
-    for (size_t m = 0; m < c->M; m++)
-        for (size_t n = 0; n < c->N; n++) {
-            double s = use_bias ? bv[n] : 0, a = use_bias ? fabs(bv[n]) : 0;
-            for (size_t k = 0; k < c->K; k++) {
-                double t = (double)x[m * ldx + k] * wv[n * c->K + k];
-                s += t;
-                a += fabs(t);
-            }
-            ref[m * c->N + n] = s;
-            mag[m * c->N + n] = a;
-        }
-    /* odd cases read the weights from a misaligned copy: checkpoint data need not be aligned */
-    char *shifted = NULL;
-    emu2_op_weight w = {.w = tw.view};
-    if ((c->M + c->K) % 2) {
-        shifted = malloc(tw.view.nbytes + 3);
-        memcpy(shifted + 3, tw.data, tw.view.nbytes);
-        w.w.data = shifted + 3;
-    }
-    emu2_error err = {0};
-    double worst = INFINITY;
-    emu2_status st = be->ops->linear(be, c->M, c->K, c->N, x, ldx, &w, use_bias ? &tb.view : NULL, y, ldy, &err);
-    *pad_ok = 1;
-    if (st == EMU2_OK) {
-        for (size_t m = 0; m < c->M; m++) {
-            memcpy(got + m * c->N, y + m * ldy, c->N * sizeof(float));
-            for (size_t p = c->N; p < ldy; p++)
-                if (y[m * ldy + p] != 12345.0f)
-                    *pad_ok = 0;
-        }
-        worst = max_rel_err(got, ref, mag, c->M * c->N, NULL);
-    } else {
-        printf("    linear failed: %s\n", err.message);
-    }
-    free(shifted);
-    test_weight_free(&tw);
-    test_weight_free(&tb);
-    free(x), free(wv), free(bv), free(y), free(ref), free(mag), free(got);
-    return worst;
+    return test_linear_case(be, c->M, c->K, c->N, c->x_pad, c->y_pad, wdt, bdt, use_bias, NULL, pad_ok, NULL);
 }
 
 TEST(linear_matches_reference_on_every_path)

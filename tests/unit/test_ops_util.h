@@ -151,6 +151,74 @@ static inline double max_rel_err(const float *got, const double *ref, const doub
     return worst;
 }
 
+/* One linear case against a double reference: x [M, K] (row stride K + x_pad) and W [N, K] in wdt
+ * uniform in [-1, 1), bias [N] in bdt in [-2, 2) when use_bias, y with row stride N + y_pad whose
+ * padding must keep its 12345 sentinel (*pad_ok); odd M + K read W from a misaligned copy
+ * (checkpoint data need not be aligned). round_x (may be NULL) rounds each activation for the
+ * reference, as the backend does; *err_unrounded (if not NULL) is the error against the reference
+ * without it. Returns the worst relative error, INFINITY when linear fails (message printed). */
+static inline double test_linear_case(emu2_backend *be, size_t M, size_t K, size_t N, size_t x_pad, size_t y_pad,
+                                      emu2_dtype wdt, emu2_dtype bdt, int use_bias, float (*round_x)(float),
+                                      int *pad_ok, double *err_unrounded)
+{
+    size_t ldx = K + x_pad, ldy = N + y_pad;
+    float *x = malloc(M * ldx * sizeof(float)), *wv = malloc(N * K * sizeof(float));
+    float *bv = malloc(N * sizeof(float)), *y = malloc(M * ldy * sizeof(float));
+    float *got = malloc(M * N * sizeof(float));
+    double *ref = malloc(M * N * sizeof(double)), *ref32 = malloc(M * N * sizeof(double));
+    double *mag = malloc(M * N * sizeof(double));
+    fill_uniform(x, M * ldx, -1, 1);
+    fill_uniform(wv, N * K, -1, 1);
+    fill_uniform(bv, N, -2, 2);
+    for (size_t i = 0; i < M * ldy; i++)
+        y[i] = 12345.0f;
+    test_weight tw, tb;
+    test_weight_make(&tw, wdt, 2, (int64_t)N, (int64_t)K, wv);
+    test_weight_make(&tb, bdt, 1, (int64_t)N, 0, bv);
+    for (size_t m = 0; m < M; m++)
+        for (size_t n = 0; n < N; n++) {
+            double s = use_bias ? bv[n] : 0, s32 = s, a = use_bias ? fabs(bv[n]) : 0;
+            for (size_t k = 0; k < K; k++) {
+                float xv = x[m * ldx + k];
+                double t = (double)(round_x ? round_x(xv) : xv) * wv[n * K + k];
+                s += t;
+                s32 += (double)xv * wv[n * K + k];
+                a += fabs(t);
+            }
+            ref[m * N + n] = s;
+            ref32[m * N + n] = s32;
+            mag[m * N + n] = a;
+        }
+    char *shifted = NULL;
+    emu2_op_weight w = {.w = tw.view};
+    if ((M + K) % 2) {
+        shifted = malloc(tw.view.nbytes + 3);
+        memcpy(shifted + 3, tw.data, tw.view.nbytes);
+        w.w.data = shifted + 3;
+    }
+    emu2_error err = {0};
+    double worst = INFINITY;
+    *pad_ok = 1;
+    if (be->ops->linear(be, M, K, N, x, ldx, &w, use_bias ? &tb.view : NULL, y, ldy, &err) == EMU2_OK) {
+        for (size_t m = 0; m < M; m++) {
+            memcpy(got + m * N, y + m * ldy, N * sizeof(float));
+            for (size_t p = N; p < ldy; p++)
+                if (y[m * ldy + p] != 12345.0f)
+                    *pad_ok = 0;
+        }
+        worst = max_rel_err(got, ref, mag, M * N, NULL);
+        if (err_unrounded)
+            *err_unrounded = max_rel_err(got, ref32, mag, M * N, NULL);
+    } else {
+        printf("    linear failed: %s\n", err.message);
+    }
+    free(shifted);
+    test_weight_free(&tw);
+    test_weight_free(&tb);
+    free(x), free(wv), free(bv), free(y), free(got), free(ref), free(ref32), free(mag);
+    return worst;
+}
+
 #define TOL_F32 1e-5
 
 #endif

@@ -9,17 +9,6 @@
 #include "model/decoder.h"
 #include "test_model_run_support.h"
 
-static double cosine(const float *a, const float *b, size_t n)
-{
-    double ab = 0, aa = 0, bb = 0;
-    for (size_t i = 0; i < n; i++) {
-        ab += (double)a[i] * b[i];
-        aa += (double)a[i] * a[i];
-        bb += (double)b[i] * b[i];
-    }
-    return aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : 0;
-}
-
 /* The lowest per-row cosine over every run of case `name` with weights quantized to `quant`;
  * -1 when something failed (message printed). */
 static double worst_cosine(const char *name, const char *quant)
@@ -57,7 +46,7 @@ static double worst_cosine(const char *name, const char *quant)
             worst = -1;
         }
         for (size_t b = 0; worst >= 0 && b < r.B; b++) {
-            double c = cosine(logits + b * V, (const float *)ref->data + b * V, V);
+            double c = test_cosine(logits + b * V, (const float *)ref->data + b * V, V);
             if (getenv("EMU2_TEST_VERBOSE"))
                 printf("      %s %s run %zu row %zu: cosine %.6f\n", name, quant, i, b, c);
             worst = c < worst ? c : worst;

@@ -192,16 +192,13 @@ INLINE2 void gemm_nn_body(const size_t mr, size_t n, size_t k, const float *a, s
     }
 }
 
+#define GEMM_NN_ROWS(m) gemm_nn_body(m, n, k, a, lda, b, ldb, c, ldc, accumulate)
 static AVX2 void avx2_gemm_nn(size_t mr, size_t n, size_t k, const float *a, size_t lda, const float *b, size_t ldb,
                               float *c, size_t ldc, int accumulate)
 {
-    switch (mr) {
-    case 1: gemm_nn_body(1, n, k, a, lda, b, ldb, c, ldc, accumulate); return;
-    case 2: gemm_nn_body(2, n, k, a, lda, b, ldb, c, ldc, accumulate); return;
-    case 3: gemm_nn_body(3, n, k, a, lda, b, ldb, c, ldc, accumulate); return;
-    default: gemm_nn_body(4, n, k, a, lda, b, ldb, c, ldc, accumulate); return;
-    }
+    CPU_DISPATCH_TILE_ROWS(mr, GEMM_NN_ROWS)
 }
+#undef GEMM_NN_ROWS
 
 /* exp(x) for x <= ~88, as exp512 in kern_avx512.c; 2^n built in the exponent bits. */
 INLINE2 __m256 exp256(__m256 x)

@@ -217,16 +217,13 @@ INLINE512 void gemm_nn_body(const size_t mr, size_t n, size_t k, const float *a,
     }
 }
 
+#define GEMM_NN_ROWS(m) gemm_nn_body(m, n, k, a, lda, b, ldb, c, ldc, accumulate)
 static A512 void avx512_gemm_nn(size_t mr, size_t n, size_t k, const float *a, size_t lda, const float *b, size_t ldb,
                                 float *c, size_t ldc, int accumulate)
 {
-    switch (mr) {
-    case 1: gemm_nn_body(1, n, k, a, lda, b, ldb, c, ldc, accumulate); return;
-    case 2: gemm_nn_body(2, n, k, a, lda, b, ldb, c, ldc, accumulate); return;
-    case 3: gemm_nn_body(3, n, k, a, lda, b, ldb, c, ldc, accumulate); return;
-    default: gemm_nn_body(4, n, k, a, lda, b, ldb, c, ldc, accumulate); return;
-    }
+    CPU_DISPATCH_TILE_ROWS(mr, GEMM_NN_ROWS)
 }
+#undef GEMM_NN_ROWS
 
 /* exp(x) for x <= ~88: range reduction by ln 2 (in two parts, so r is exact), a degree-6 Taylor-like
  * polynomial on |r| <= ln2/2 (Cephes expf coefficients), scaled by 2^n. Below -87.3 the result is 0. */

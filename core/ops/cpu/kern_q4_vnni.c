@@ -23,7 +23,7 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
-#define VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+#include "ops/cpu/kern_vnni_tile.h"
 
 int cpu_q4_vnni_supported(void)
 {
@@ -242,8 +242,7 @@ VNNI void cpu_q4_vnni_tile(const void *prep, size_t prep_stride, size_t mr, cons
                   *s3 = sb + (nr > 3) * 3 * sc * 2;
     const __m512i gidx = group_of_lane(G);
     const size_t gpb = 128 / G;
-    __m512 a00 = _mm512_setzero_ps(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00,
-           a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00, a32 = a00, a33 = a00;
+    VNNI_TILE_ACCUMULATORS;
     for (size_t off = 0, blk = 0; off < rb; off += 64, blk++) {
         __mmask64 mask = bytes_mask(off, rb);
         TILE_ROW(0);
@@ -251,11 +250,7 @@ VNNI void cpu_q4_vnni_tile(const void *prep, size_t prep_stride, size_t mr, cons
         TILE_ROW(2);
         TILE_ROW(3);
     }
-    __m512 acc[CPU_VNNI_TM][CPU_Q_ROWS] = {{a00, a01, a02, a03}, {a10, a11, a12, a13}, {a20, a21, a22, a23},
-                                          {a30, a31, a32, a33}};
-    for (size_t m = 0; m < CPU_VNNI_TM; m++)
-        for (size_t n = 0; n < CPU_Q_ROWS; n++)
-            out[m][n] = _mm512_reduce_add_ps(acc[m][n]);
+    VNNI_TILE_STORE(out);
 }
 #else
 void cpu_q4_vnni_prep(const float *x, size_t K, size_t G, size_t rb, void *buf)

@@ -22,7 +22,7 @@ size_t cpu_q8_vnni_prep_bytes(size_t K)
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
-#define VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+#include "ops/cpu/kern_vnni_tile.h"
 
 VNNI void cpu_q8_vnni_prep(const float *x, size_t K, void *buf)
 {
@@ -75,8 +75,7 @@ VNNI void cpu_q8_vnni_tile(const void *prep, size_t prep_stride, size_t mr, cons
     const uint8_t *x0 = xb, *x1 = xb + (mr > 1) * prep_stride, *x2 = xb + (mr > 2) * 2 * prep_stride,
                   *x3 = xb + (mr > 3) * 3 * prep_stride;
     const int8_t *w0 = w, *w1 = w + (nr > 1) * K, *w2 = w + (nr > 2) * 2 * K, *w3 = w + (nr > 3) * 3 * K;
-    __m512 a00 = _mm512_setzero_ps(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00,
-           a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00, a32 = a00, a33 = a00;
+    VNNI_TILE_ACCUMULATORS;
     for (size_t k = 0; k < K; k += 64) {
         __mmask64 mask = K - k >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << (K - k)) - 1);
         __m512i v0 = _mm512_maskz_loadu_epi8(mask, w0 + k), v1 = _mm512_maskz_loadu_epi8(mask, w1 + k);
@@ -87,11 +86,7 @@ VNNI void cpu_q8_vnni_tile(const void *prep, size_t prep_stride, size_t mr, cons
         TILE_X(2);
         TILE_X(3);
     }
-    __m512 acc[CPU_VNNI_TM][CPU_Q_ROWS] = {{a00, a01, a02, a03}, {a10, a11, a12, a13}, {a20, a21, a22, a23},
-                                          {a30, a31, a32, a33}};
-    for (size_t m = 0; m < CPU_VNNI_TM; m++)
-        for (size_t n = 0; n < CPU_Q_ROWS; n++)
-            out[m][n] = _mm512_reduce_add_ps(acc[m][n]);
+    VNNI_TILE_STORE(out);
 }
 #else
 void cpu_q8_vnni_prep(const float *x, size_t K, void *buf)

@@ -16,6 +16,16 @@
 #define CPU_TILE_M 4
 #define CPU_TILE_N 4
 
+/* For the SIMD kernels: runs CALL(m) with mr's value (1..CPU_TILE_M) as the constant m, so that each row
+ * count gets its own fully unrolled copy of an inline body, then returns. */
+#define CPU_DISPATCH_TILE_ROWS(mr, CALL)                                                                           \
+    switch (mr) {                                                                                                  \
+    case 1: CALL(1); return;                                                                                       \
+    case 2: CALL(2); return;                                                                                       \
+    case 3: CALL(3); return;                                                                                       \
+    default: CALL(4); return;                                                                                      \
+    }
+
 typedef struct cpu_kernels {
     emu2_cpu_isa isa;
     /* c[i*4+j] = sum_k a[i*lda + k] * b[j*kp + k] for i, j < 4, k < kp; kp is a multiple of CPU_KPAD. */
