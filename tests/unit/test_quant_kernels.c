@@ -1,11 +1,17 @@
 /* test_quant_kernels.c: the int8 / int4 linear (core/ops/cpu/linear_q8q4.c + kern_q8q4_*.c +
- * kern_q4_vnni.c) on every ISA path this CPU has (EMU2_CPU_ISA caps) and 1 or 3 threads, against a
- * double-precision reference over the dequantized weights (emu2_dequant_row; int4 on AVX-512 VNNI,
- * the default there, against the same with the activations quantized to int8 as that path does;
- * EMU2_CPU_QUANT_EXACT=1 keeps them f32): random shapes with odd K and N, partial int4 groups,
- * decode (M 1), beams (M 3, 4, 5) and prefill (M >= 8, ragged, past the VNNI paths' 128-row passes),
- * bias, strides and misaligned data; plus argument checks. */
+ * kern_q4_vnni.c + kern_q8_vnni.c + the bf16 prefill: bf16_gemm.c, kern_bf16dot.c) on every ISA
+ * path this CPU has (EMU2_CPU_ISA caps) and 1 or 3 threads, against a double-precision reference
+ * over the dequantized weights (emu2_dequant_row), with the activations (and weights) rounded as
+ * the path taken does: on AVX512_BF16 at M >= 40, x and the dequantized weights rounded to bf16; on
+ * AVX-512 VNNI otherwise (int4 at any M, int8 at M >= 8), x quantized to int8 blocks;
+ * EMU2_CPU_QUANT_EXACT=1 keeps them f32, EMU2_CPU_QUANT_BF16=0 turns the bf16 path off (so the VNNI
+ * tiles are tested on a BF16 CPU too): random shapes with odd K and N, partial int4 groups, K past
+ * the bf16 GEMM's 1024-column slices, decode (M 1), beams (M 3, 4, 5) and prefill (M >= 8,
+ * ragged, past the VNNI paths' 128-row passes), bias, strides and misaligned data; plus argument
+ * checks. */
 #include "check.h"
+#include "ops/cpu/bf16_gemm.h"
+#include "ops/cpu/kern_bf16dot.h"
 #include "ops/cpu/kern_q8q4.h"
 #include "quant/quant.h"
 #include "test_ops_util.h"
@@ -59,14 +65,29 @@ static void qweight_free(qweight *qw)
     free(qw->s);
 }
 
-/* Whether this call takes a VNNI path (core/ops/cpu/kern_q4_vnni.c: int4, any M;
- * kern_q8_vnni.c: int8, M >= 8), which quantizes the activations to int8 per block of 32: the
- * reference does the same. */
-static int vnni_path(emu2_backend *be, emu2_quant_spec spec, size_t M)
+static int env_is(const char *name, const char *value)
 {
-    const char *exact = getenv("EMU2_CPU_QUANT_EXACT");
-    return (spec.format == EMU2_WEIGHT_Q4 || M >= 8) && be->isa == EMU2_ISA_AVX512 && cpu_q4_vnni_supported() &&
-           !(exact && !strcmp(exact, "1"));
+    const char *e = getenv(name);
+    return e && !strcmp(e, value);
+}
+
+/* How the path this call takes rounds the activations: the reference does the same. */
+typedef enum { X_F32, X_INT8, X_BF16 } x_rounding;
+
+static x_rounding path_rounding(emu2_backend *be, emu2_quant_spec spec, size_t M)
+{
+    if (be->isa != EMU2_ISA_AVX512 || env_is("EMU2_CPU_QUANT_EXACT", "1"))
+        return X_F32;
+    if (M >= CPU_BF16_QUANT_MIN_M && cpu_bf16dot_supported() && !env_is("EMU2_CPU_QUANT_BF16", "0"))
+        return X_BF16; /* bf16_gemm.c: x and the dequantized weights rounded to bf16 */
+    if ((spec.format == EMU2_WEIGHT_Q4 || M >= 8) && cpu_q4_vnni_supported())
+        return X_INT8; /* kern_q4_vnni.c (int4, any M), kern_q8_vnni.c (int8, M >= 8) */
+    return X_F32;
+}
+
+static float round_bf16(float v)
+{
+    return emu2_bf16_to_f32(emu2_f32_to_bf16(v));
 }
 
 /* x as the int8 VNNI path sees it: blocks of 32 consecutive values, s = amax/127,
@@ -127,7 +148,11 @@ static double run_case(emu2_backend *be, emu2_quant_spec spec, size_t M, size_t 
     if (!xr)
         goto done;
     memcpy(xr, x, M * ldx * sizeof *xr);
-    if (vnni_path(be, spec, M))
+    x_rounding xround = path_rounding(be, spec, M);
+    if (xround == X_BF16)
+        for (size_t i = 0; i < M * ldx; i++)
+            xr[i] = round_bf16(xr[i]);
+    if (xround == X_INT8)
         for (size_t m = 0; m < M; m++) {
             if (spec.format == EMU2_WEIGHT_Q8)
                 x_like_vnni8(x + m * ldx, K, xr + m * ldx);
@@ -136,6 +161,9 @@ static double run_case(emu2_backend *be, emu2_quant_spec spec, size_t M, size_t 
         }
     for (size_t n = 0; n < N; n++) {
         emu2_dequant_row(&qw.w, K, n, 0, K, row);
+        if (xround == X_BF16)
+            for (size_t k = 0; k < K; k++)
+                row[k] = round_bf16(row[k]);
         for (size_t m = 0; m < M; m++) {
             double acc = with_bias ? bias[n] : 0, a = with_bias ? fabs(bias[n]) : 0;
             for (size_t k = 0; k < K; k++) {
@@ -175,7 +203,7 @@ static void shapes_on_every_path(emu2_quant_spec spec)
      * and round; N odd and round */
     static const size_t shapes[][3] = {{1, 64, 4},  {1, 77, 9},    {1, 1000, 33}, {3, 130, 17}, {5, 256, 64},
                                        {1, 33, 1},  {8, 96, 40},   {13, 1100, 70}, {9, 31, 5},  {1, 2048, 130},
-                                       {133, 160, 11}, {4, 200, 7}};
+                                       {133, 160, 11}, {4, 200, 7},  {48, 2100, 150}};
     for (int c = 0; c < n; c++) {
         emu2_backend *be = test_open(&cfg[c]);
         CHECK(be);
@@ -212,9 +240,22 @@ TEST(exact_activations)
     unsetenv("EMU2_CPU_QUANT_EXACT");
 }
 
+/* The VNNI tiles at M >= 40 on a CPU with AVX512_BF16 (where the default takes the bf16 path). */
+TEST(vnni_tiles_without_bf16)
+{
+    if (!cpu_bf16dot_supported())
+        SKIP("this CPU has no AVX512_BF16: the default tests above already took the VNNI tiles");
+    setenv("EMU2_CPU_QUANT_BF16", "0", 1);
+    shapes_on_every_path((emu2_quant_spec){.format = EMU2_WEIGHT_Q8});
+    shapes_on_every_path((emu2_quant_spec){.format = EMU2_WEIGHT_Q4, .group = 32});
+    shapes_on_every_path((emu2_quant_spec){.format = EMU2_WEIGHT_Q4, .group = 128});
+    unsetenv("EMU2_CPU_QUANT_BF16");
+}
+
 /* On a VNNI CPU the default path really is the int8-activation one (its results differ from the
  * exact path's in the last bits, both within the bound of their own reference above): int4 at M 1
- * and 5, int8 at M 9; and for int4 the row kernel (one x row) and the tile kernel (several) agree. */
+ * and 5, int8 at M 9 and 40 (at 40 on an AVX512_BF16 CPU the bf16 path, which differs too); and for
+ * int4 the row kernel (one x row) and the tile kernel (several) agree. */
 static void vnni_differs_from_exact(emu2_backend *be, emu2_quant_spec spec, size_t M, int compare_row_kernel)
 {
     const size_t K = 1000, N = 37;
@@ -255,6 +296,8 @@ TEST(vnni_is_the_default)
     vnni_differs_from_exact(be, (emu2_quant_spec){.format = EMU2_WEIGHT_Q4, .group = 32}, 5, 1);
     vnni_differs_from_exact(be, (emu2_quant_spec){.format = EMU2_WEIGHT_Q4, .group = 128}, 3, 1);
     vnni_differs_from_exact(be, (emu2_quant_spec){.format = EMU2_WEIGHT_Q8}, 9, 0);
+    vnni_differs_from_exact(be, (emu2_quant_spec){.format = EMU2_WEIGHT_Q8}, 40, 0);
+    vnni_differs_from_exact(be, (emu2_quant_spec){.format = EMU2_WEIGHT_Q4, .group = 32}, 40, 0);
     emu2_backend_close(be);
 }
 
@@ -300,6 +343,7 @@ int main(void)
     RUN(int4_g64_matches_reference);
     RUN(int4_g128_matches_reference);
     RUN(exact_activations);
+    RUN(vnni_tiles_without_bf16);
     RUN(vnni_is_the_default);
     RUN(bad_weights_are_refused);
     return check_finish();

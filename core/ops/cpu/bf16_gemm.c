@@ -1,10 +1,11 @@
 /* bf16_gemm.c: see bf16_gemm.h. First x is rounded to bf16 once (threads split the rows) into a
  * buffer the backend keeps, rows padded to whole pairs and to a whole number of 6-row tiles. Then
  * a task is one block of BLOCK_N weight rows x one chunk of activation rows: for each BLOCK_K slice
- * the block's weights are packed into panels (BLOCK_N x BLOCK_K bf16 = 256 KiB: stays in L2, beside the next block being prefetched) and
- * every 6-row tile of rounded x (12 KiB: stays in L1) runs against all of the block's panels.
- * Packing at run time costs one pass over the weights per call, small next to M >= 8 rows of dot
- * products, and needs no second copy of the weights. */
+ * the block's weights are packed into panels by the weights' own pack (BF16 rows transposed, int8 /
+ * int4 rows dequantized: BLOCK_N x BLOCK_K bf16 = 256 KiB, stays in L2, beside the next block being
+ * prefetched) and every 6-row tile of rounded x (12 KiB: stays in L1) runs against all of the
+ * block's panels. Packing at run time costs one pass over the weights per call, small next to M >= 8
+ * rows of dot products, and needs no second copy of the weights. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,13 +15,13 @@
 #include "ops/cpu/kern_bf16dot.h"
 
 #define BLOCK_N (2 * CPU_BF16_NR)
-#define BLOCK_K 1024
+#define BLOCK_K CPU_BF16_BLOCK_K
 
 struct bf16_job {
     size_t M, K, N, ldx, ldy, lda; /* lda: words per rounded row */
     const float *x;
     uint32_t *xb; /* x rounded to bf16 pairs */
-    const uint16_t *w;
+    const cpu_bf16_weights *w;
     const emu2_tensor_view *bias;
     float *y;
     uint32_t *scratch; /* per thread: the packed block */
@@ -52,7 +53,7 @@ static void bf16_task(void *p, size_t task, int thread)
         size_t kpairs = (kl + 1) / 2;
         for (size_t n = n0; n < n1; n += CPU_BF16_NR) {
             size_t rows = n1 - n < CPU_BF16_NR ? n1 - n : CPU_BF16_NR;
-            cpu_bf16dot_pack_panel(j->w + n * j->K + k0, j->K, rows, kl, bp + (n - n0) / CPU_BF16_NR * kpairs * CPU_BF16_NR);
+            j->w->pack(j->w->ctx, n, rows, k0, kl, bp + (n - n0) / CPU_BF16_NR * kpairs * CPU_BF16_NR);
         }
         /* the weights this task (or, at its last slice, the next one) packs next: fetched into L2
          * a little per tile, so the packing does not wait on memory */
@@ -63,15 +64,15 @@ static void bf16_task(void *p, size_t task, int thread)
             pn1 = pn0 + BLOCK_N < j->N ? pn0 + BLOCK_N : j->N;
         }
         size_t pkl = j->K - pk0 < BLOCK_K ? j->K - pk0 : BLOCK_K;
-        size_t row_lines = (pkl + 31) / 32, lines = (pn1 - pn0) * row_lines, line = 0, col = 0; /* 32 bf16 a line */
-        const uint16_t *prow = j->w + pn0 * j->K + pk0;
+        size_t row_lines = (pkl * j->w->bits / 8 + 63) / 64, lines = (pn1 - pn0) * row_lines, line = 0, col = 0;
+        const uint8_t *prow = (const uint8_t *)j->w->data + pn0 * j->w->row_bytes + pk0 * j->w->bits / 8;
         for (size_t m = m0; m < m1; m += CPU_BF16_MR) {
             size_t mr = m1 - m < CPU_BF16_MR ? m1 - m : CPU_BF16_MR, t = (m - m0) / CPU_BF16_MR;
             for (size_t end = (t + 1) * lines / tiles; line < end; line++) {
-                __builtin_prefetch(prow + 32 * col, 0, 2);
+                __builtin_prefetch(prow + 64 * col, 0, 2);
                 if (++col == row_lines) {
                     col = 0;
-                    prow += j->K;
+                    prow += j->w->row_bytes;
                 }
             }
             const uint32_t *at = j->xb + m * j->lda + k0 / 2; /* rows past M are zero padding */
@@ -105,8 +106,9 @@ static uint32_t *rounded_x_buffer(cpu_backend *cb, size_t bytes, emu2_error *err
     return p;
 }
 
-emu2_status cpu_bf16_gemm(cpu_backend *cb, size_t M, size_t K, size_t N, const float *x, size_t ldx,
-                          const uint16_t *w, const emu2_tensor_view *bias, float *y, size_t ldy, emu2_error *err)
+emu2_status cpu_bf16_gemm_weights(cpu_backend *cb, size_t M, size_t K, size_t N, const float *x, size_t ldx,
+                                  const cpu_bf16_weights *w, const emu2_tensor_view *bias, float *y, size_t ldy,
+                                  emu2_error *err)
 {
     struct bf16_job j = {.M = M, .K = K, .N = N, .ldx = ldx, .ldy = ldy, .x = x, .w = w, .bias = bias, .y = y};
     j.lda = ((K + 1) / 2 + 7) / 8 * 8;
@@ -136,4 +138,21 @@ emu2_status cpu_bf16_gemm(cpu_backend *cb, size_t M, size_t K, size_t N, const f
     m_chunks = (M + j.m_chunk - 1) / j.m_chunk;
     cpu_pool_run(cb->pool, j.n_blocks * m_chunks, bf16_task, &j);
     return EMU2_OK;
+}
+
+/* BF16 weights: a panel is a transposed copy of the rows' slice. */
+static void pack_bf16(const void *ctx, size_t n, size_t rows, size_t k0, size_t kl, uint32_t *dst)
+{
+    const cpu_bf16_weights *w = ctx;
+    const uint16_t *base = w->data;
+    size_t K = w->row_bytes / 2;
+    cpu_bf16dot_pack_panel(base + n * K + k0, K, rows, kl, dst);
+}
+
+emu2_status cpu_bf16_gemm(cpu_backend *cb, size_t M, size_t K, size_t N, const float *x, size_t ldx,
+                          const uint16_t *w, const emu2_tensor_view *bias, float *y, size_t ldy, emu2_error *err)
+{
+    cpu_bf16_weights bw = {.pack = pack_bf16, .data = w, .row_bytes = K * 2, .bits = 16};
+    bw.ctx = &bw;
+    return cpu_bf16_gemm_weights(cb, M, K, N, x, ldx, &bw, bias, y, ldy, err);
 }

@@ -24,6 +24,17 @@ int cpu_bf16dot_supported(void);
  * [0, kl) into one panel of ceil(kl / 2) words per column: dst[p * CPU_BF16_NR + j]. */
 void cpu_bf16dot_pack_panel(const uint16_t *w, size_t ldw, size_t rows, size_t kl, uint32_t *dst);
 
+/* The same panel from int4 rows (quant/quant.h layout: rb bytes a row, sc f16 scales a row, group
+ * G): q and scales point at row 0's group k0 / G of the slice [k0, k0 + kl) (k0 a multiple of G);
+ * each value is (nibble - 8) x scale rounded to bf16 (nearest even). Reads whole groups only. */
+void cpu_bf16dot_pack_panel_q4(const uint8_t *q, size_t rb, const void *scales, size_t sc, size_t G, size_t rows,
+                               size_t kl, uint32_t *dst);
+
+/* The same panel from int8 rows (ldq bytes apart, q at row 0's element k0) with one f32 scale a
+ * row (row r's at scales + 4 r bytes, any alignment): q x scale rounded to bf16 (nearest even). */
+void cpu_bf16dot_pack_panel_q8(const int8_t *q, size_t ldq, const void *scales, size_t rows, size_t kl,
+                               uint32_t *dst);
+
 /* Rounds rows [0, rows) x elements [0, k) of x (rows ldx floats apart) to bf16 into dst, rows lda
  * words apart (lda a multiple of 8, >= ceil(k / 2)); words past ceil(k / 2) up to lda are zero. */
 void cpu_bf16dot_round_rows(const float *x, size_t ldx, size_t rows, size_t k, uint32_t *dst, size_t lda);

@@ -1,5 +1,9 @@
 /* linear_q8q4.c: y = x . W^T (+ bias) for int8 / int4 weights (ops.h emu2_weight_format).
  *
+ *  - AVX512_BF16 at M >= CPU_BF16_QUANT_MIN_M (40; prefill; the default where the CPU has it): the
+ *    bf16 GEMM (bf16_gemm.c) with the weight panels dequantized from the int8 / int4 rows as it packs
+ *    them (kern_bf16dot.c) and x rounded to bf16; 1.2-1.6x the VNNI tiles below at 128 rows, slower
+ *    below 40 rows (docs/QUANT.md). $EMU2_CPU_QUANT_BF16=0 turns it off (then the paths below).
  *  - AVX-512 VNNI (the default where the CPU has it; kern_q4_vnni.c, kern_q8_vnni.c), int4 at any
  *    M and int8 at M >= Q_SMALL_M: the activation rows are quantized to int8 blocks of 32 once per
  *    call, then integer dot products: one weight row after another for a single row (int4
@@ -16,7 +20,9 @@
 
 #include "common/checked.h"
 #include "common/error.h"
+#include "ops/cpu/bf16_gemm.h"
 #include "ops/cpu/cpu_internal.h"
+#include "ops/cpu/kern_bf16dot.h"
 #include "ops/cpu/kern_q8q4.h"
 #include "ops/cpu/packed_gemm.h"
 #include "quant/quant.h"
@@ -156,11 +162,33 @@ static void dequant_block(const void *p, size_t row, size_t k0, size_t n, float 
     }
 }
 
-/* $EMU2_CPU_QUANT_EXACT=1: keep the activations f32 (no int8 VNNI path), for tests and A/B runs. */
+/* One bf16 panel of the prefill GEMM, dequantized from the int8 / int4 rows (bf16_gemm.h). */
+static void pack_quant_panel(const void *p, size_t n, size_t rows, size_t k0, size_t kl, uint32_t *dst)
+{
+    const struct qlin_job *j = p;
+    const uint8_t *q = (const uint8_t *)j->W->w.data + n * j->rb;
+    const uint8_t *s = j->W->scales.data;
+    if (j->W->format == EMU2_WEIGHT_Q8) {
+        cpu_bf16dot_pack_panel_q8((const int8_t *)q + k0, j->rb, s + n * 4, rows, kl, dst);
+        return;
+    }
+    size_t G = (size_t)j->W->group;
+    cpu_bf16dot_pack_panel_q4(q + k0 / 2, j->rb, s + (n * j->sc + k0 / G) * 2, j->sc, G, rows, kl, dst);
+}
+
+/* $EMU2_CPU_QUANT_EXACT=1: keep the activations f32 (no int8 VNNI or bf16 path), for tests and A/B runs. */
 static int exact_activations(void)
 {
     const char *e = getenv("EMU2_CPU_QUANT_EXACT");
     return e && !strcmp(e, "1");
+}
+
+/* The bf16 prefill path, unless $EMU2_CPU_QUANT_BF16=0 (tests of the VNNI tiles, A/B runs). */
+static int bf16_prefill(const cpu_backend *cb, size_t M)
+{
+    const char *e = getenv("EMU2_CPU_QUANT_BF16");
+    return M >= CPU_BF16_QUANT_MIN_M && cb->k->isa == EMU2_ISA_AVX512 && !(e && !strcmp(e, "0")) &&
+           !exact_activations() && cpu_bf16dot_supported();
 }
 
 emu2_status cpu_linear_quant(emu2_backend *be, size_t M, size_t K, size_t N, const float *x, size_t x_stride,
@@ -173,6 +201,11 @@ emu2_status cpu_linear_quant(emu2_backend *be, size_t M, size_t K, size_t N, con
                          .ldx = x_stride, .bias = bias, .y = y, .ldy = y_stride,
                          .rb = emu2_quant_q_row_bytes(spec, K), .sc = emu2_quant_scale_row_count(spec, K)};
     int q8 = W->format == EMU2_WEIGHT_Q8;
+    if (bf16_prefill(cb, M)) {
+        cpu_bf16_weights bw = {.pack = pack_quant_panel, .ctx = &j, .data = W->w.data, .row_bytes = j.rb,
+                               .bits = q8 ? 8 : 4};
+        return cpu_bf16_gemm_weights(cb, M, K, N, x, x_stride, &bw, bias, y, y_stride, err);
+    }
     if ((!q8 || M >= Q_SMALL_M) && cpu_q4_vnni_usable(cb->k->isa) && !exact_activations()) {
         /* a pass of `rows` x rows at a time: their int8 copy stays in L2 while a thread's weight
          * tiles pass over it, and the scratch stays small for long prompts */
