@@ -59,13 +59,12 @@ static emu2_status alloc_all(emu2_decoder_session *s, emu2_error *err)
     s->rows_a = calloc(tokens, sizeof *s->rows_a);
     if (!s->k_cache || !s->v_cache || !s->mask || !s->key_mask || !s->n_real || !s->positions || !s->rows_a)
         return emu2_fail(err, EMU2_ERR_NOMEM, "out of memory for the decoder session");
-    emu2_status (*place)(emu2_backend *, long, size_t, emu2_error *) = s->be->ops->set_layer; /* layer split */
-    for (size_t l = 0; l < s->n_layers; l++)
-        if ((place && place(s->be, (long)l, s->n_layers, err) != EMU2_OK) ||
+    for (size_t l = 0; l < s->n_layers; l++) /* each layer's KV cache on its device (layer split) */
+        if (emu2_backend_set_layer(s->be, (long)l, s->n_layers, err) != EMU2_OK ||
             !(s->k_cache[l] = alloc_floats(s, cache_floats, 1, err)) ||
             !(s->v_cache[l] = alloc_floats(s, cache_floats, 1, err)))
             return emu2_fail_prefix(err, "KV cache: ");
-    if (place && place(s->be, (long)s->n_layers, s->n_layers, err) != EMU2_OK)
+    if (emu2_backend_set_layer(s->be, (long)s->n_layers, s->n_layers, err) != EMU2_OK)
         return err ? err->status : EMU2_ERR_INTERNAL;
     if (!(s->spare = alloc_floats(s, cache_floats, 1, err)) || !(s->x = alloc_floats(s, tokens, s->D, err)) ||
         !(s->n = alloc_floats(s, tokens, s->D, err)) || !(s->qkv = alloc_floats(s, tokens, 3 * s->D, err)) ||

@@ -198,8 +198,7 @@ static emu2_status bind_vision_block(binder *b, const emu2_config *cfg, size_t i
  * decoder layers, n_layers: after them); nothing on a single device. */
 static emu2_status place(binder *b, long layer, int64_t n_layers)
 {
-    emu2_backend *be = b->w->be;
-    return be->ops->set_layer ? be->ops->set_layer(be, layer, (size_t)n_layers, b->err) : EMU2_OK;
+    return emu2_backend_set_layer(b->w->be, layer, (size_t)n_layers, b->err);
 }
 
 static emu2_status bind_vision(binder *b, const emu2_config *cfg, emu2_vision_weights *v)

@@ -224,6 +224,12 @@ emu2_status emu2_backend_open(const char *device, const emu2_backend_options *op
                               emu2_error *err);
 void emu2_backend_close(emu2_backend *be);
 
+/* set_layer where the backend splits layers over devices; nothing (EMU2_OK) on a single device. */
+static inline emu2_status emu2_backend_set_layer(emu2_backend *be, long layer, size_t n_layers, emu2_error *err)
+{
+    return be->ops->set_layer ? be->ops->set_layer(be, layer, n_layers, err) : EMU2_OK;
+}
+
 /* The CPU backend directly (what "cpu" opens). */
 emu2_status emu2_cpu_backend_open(const emu2_backend_options *opts, emu2_backend **out, emu2_error *err);
 const char *emu2_cpu_isa_name(emu2_cpu_isa isa);
