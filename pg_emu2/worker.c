@@ -102,10 +102,7 @@ static void model_sync(Emu2Shared *sh, WorkerModel *wm, bool force)
     TimestampTz t0 = GetCurrentTimestamp();
     emu2_status st = emu2_model_load(path, &lo, &wm->model, &err);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    long secs;
-    int usecs;
-    TimestampDifference(t0, GetCurrentTimestamp(), &secs, &usecs);
-    wm->load_seconds = secs + usecs / 1e6;
+    wm->load_seconds = emu2_worker_seconds_since(t0);
     if (st != EMU2_OK) {
         wm->model = NULL;
         snprintf(wm->error, sizeof wm->error, "could not load the model at \"%s\": %s", path,

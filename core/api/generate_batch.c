@@ -33,7 +33,7 @@ void emu2_results_clear(emu2_result *results, size_t n)
     }
 }
 
-static void result_fail(emu2_result *r, const emu2_error *e)
+void emu2_api_result_fail(emu2_result *r, const emu2_error *e)
 {
     r->status = e->status != EMU2_OK ? e->status : EMU2_ERR_INTERNAL;
     snprintf(r->message, sizeof r->message, "%s", e->message[0] ? e->message : emu2_status_name(r->status));
@@ -183,7 +183,7 @@ static emu2_status run_items(emu2_model *m, batch_item *items, size_t n, const e
         emu2_error_clear(&e);
         emu2_status one = emu2_tokenizer_decode(m->tok, si->ids, si->n_ids, 1, &r->text, &e);
         if (one != EMU2_OK) {
-            result_fail(r, &e);
+            emu2_api_result_fail(r, &e);
             continue;
         }
         r->status = EMU2_OK;
@@ -237,7 +237,7 @@ emu2_status emu2_generate_batch(emu2_model *m, const emu2_request *requests, siz
         emu2_error one;
         emu2_error_clear(&one);
         if (prepare_item(m, &requests[i], it, &one) != EMU2_OK) {
-            result_fail(&results[i], &one);
+            emu2_api_result_fail(&results[i], &one);
             free(it->ids);
             free(it->pixels);
             continue;
@@ -254,7 +254,7 @@ emu2_status emu2_generate_batch(emu2_model *m, const emu2_request *requests, siz
     if (st != EMU2_OK) {
         emu2_results_clear(results, n);
         for (size_t i = 0; i < n; i++)
-            result_fail(&results[i], &e);
+            emu2_api_result_fail(&results[i], &e);
         return emu2_model_fail(m, &e);
     }
     m->last_error[0] = '\0';

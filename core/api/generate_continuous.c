@@ -94,17 +94,11 @@ static emu2_status push_done(emu2_batcher *b, size_t tag, const emu2_result *r)
     return EMU2_OK;
 }
 
-static void fail_result(emu2_result *r, const emu2_error *e)
-{
-    memset(r, 0, sizeof *r);
-    r->status = e->status != EMU2_OK ? e->status : EMU2_ERR_INTERNAL;
-    snprintf(r->message, sizeof r->message, "%s", e->message[0] ? e->message : emu2_status_name(r->status));
-}
-
 static void finish_failed(emu2_batcher *b, size_t tag, const emu2_error *e)
 {
     emu2_result r;
-    fail_result(&r, e);
+    memset(&r, 0, sizeof r);
+    emu2_api_result_fail(&r, e);
     (void)push_done(b, tag, &r); /* out of memory for the queue: the answer is lost, the caller times out */
 }
 
@@ -173,7 +167,8 @@ static void slot_finish(emu2_batcher *b, slot *s, int cancelled)
     }
     if (st != EMU2_OK) {
         emu2_free(r.text);
-        fail_result(&r, &e);
+        memset(&r, 0, sizeof r);
+        emu2_api_result_fail(&r, &e);
     }
     emu2_search_result_free(&res);
     if (push_done(b, s->tag, &r) != EMU2_OK)

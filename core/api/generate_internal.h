@@ -22,6 +22,8 @@ emu2_status emu2_api_preprocess_images(const struct emu2_model *m, const emu2_im
 /* The prompt of a describe: the image, then the question (NULL = "Describe the image in details:").
  * malloc'd; NULL when out of memory. */
 char *emu2_api_describe_prompt(const char *question);
+/* r->status and r->message from e (EMU2_ERR_INTERNAL when e holds no status); the rest of r is left. */
+void emu2_api_result_fail(emu2_result *r, const emu2_error *e);
 /* emu2_decode_fn for text streams: the model's tokenizer, special tokens skipped (user = tokenizer). */
 emu2_status emu2_api_decode_for_stream(void *user, const int32_t *ids, size_t n, char **text, emu2_error *err);
 

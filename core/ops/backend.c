@@ -34,24 +34,26 @@ void emu2_backend_options_init(emu2_backend_options *opts)
 /* A parsed device name. */
 typedef struct device_name {
     enum { DEV_BAD, DEV_AUTO, DEV_CPU, DEV_CUDA, DEV_CUDA_MULTI } kind;
-    int index; /* cuda:N */
+    emu2_device_list list; /* cuda:N (one entry) or cuda:N,M,... */
 } device_name;
 
 /* "auto", "cpu", "cuda" (= cuda:0), "cuda:N", "cuda:N,M,..." (multi-GPU, core/ops/device_split.c
  * parses the list); anything else is DEV_BAD. */
 static device_name parse_device(const char *device)
 {
-    device_name d = {DEV_BAD, 0};
+    device_name d;
+    memset(&d, 0, sizeof d);
+    d.kind = DEV_BAD;
     if (!device || !strcmp(device, "auto"))
-        return (device_name){DEV_AUTO, 0};
-    if (!strcmp(device, "cpu"))
-        return (device_name){DEV_CPU, 0};
-    if (!strcmp(device, "cuda"))
-        return (device_name){DEV_CUDA, 0};
-    emu2_device_list list;
-    if (emu2_device_list_parse(device, &list, NULL) != EMU2_OK)
-        return d;
-    return (device_name){list.n > 1 ? DEV_CUDA_MULTI : DEV_CUDA, list.index[0]};
+        d.kind = DEV_AUTO;
+    else if (!strcmp(device, "cpu"))
+        d.kind = DEV_CPU;
+    else if (!strcmp(device, "cuda")) {
+        d.kind = DEV_CUDA;
+        d.list.n = 1; /* cuda:0 */
+    } else if (emu2_device_list_parse(device, &d.list, NULL) == EMU2_OK)
+        d.kind = d.list.n > 1 ? DEV_CUDA_MULTI : DEV_CUDA;
+    return d;
 }
 
 /* The folder of the file that holds this code (libemu2.so, or the program it is linked into). */
@@ -160,21 +162,18 @@ static emu2_status open_cuda(int index, const emu2_backend_options *opts, emu2_b
 }
 
 /* "cuda:N,M,...": one CUDA backend per listed GPU behind the layer-split backend (core/ops/split_backend.c). */
-static emu2_status open_split(const char *device, const emu2_backend_options *opts, emu2_backend **out,
-                              emu2_error *err)
+static emu2_status open_split(const char *device, const emu2_device_list *list, const emu2_backend_options *opts,
+                              emu2_backend **out, emu2_error *err)
 {
-    emu2_device_list list;
-    emu2_status st = emu2_device_list_parse(device, &list, err);
-    if (st != EMU2_OK)
-        return st;
+    emu2_status st = EMU2_OK;
     emu2_backend *children[EMU2_SPLIT_MAX_DEVICES] = {0};
     int opened = 0;
-    for (; opened < list.n; opened++)
-        if ((st = open_cuda(list.index[opened], opts, &children[opened], err)) != EMU2_OK) {
-            emu2_fail_prefix(err, "device %s: cuda:%d unavailable: ", device, list.index[opened]);
+    for (; opened < list->n; opened++)
+        if ((st = open_cuda(list->index[opened], opts, &children[opened], err)) != EMU2_OK) {
+            emu2_fail_prefix(err, "device %s: cuda:%d unavailable: ", device, list->index[opened]);
             break;
         }
-    if (st == EMU2_OK && (st = emu2_split_backend_create(children, list.n, out, err)) != EMU2_OK)
+    if (st == EMU2_OK && (st = emu2_split_backend_create(children, list->n, out, err)) != EMU2_OK)
         emu2_fail_prefix(err, "device %s: ", device);
     if (st != EMU2_OK) {
         for (int i = opened; i-- > 0;)
@@ -183,8 +182,16 @@ static emu2_status open_split(const char *device, const emu2_backend_options *op
         return st;
     }
     snprintf((*out)->device, sizeof (*out)->device, "%.40s, decoder layers split over %d GPUs (first: %.100s)", device,
-             list.n, children[0]->device);
+             list->n, children[0]->device);
     return EMU2_OK;
+}
+
+/* be->device = name, then the CPU backend's own note (the bf16 precision), kept: "cpu, <note>". */
+static void name_cpu(emu2_backend *be, const char *name)
+{
+    char note[64];
+    snprintf(note, sizeof note, "%.63s", be->device);
+    snprintf(be->device, sizeof be->device, "%s%s%.60s", name, note[0] ? ", " : "", note);
 }
 
 emu2_status emu2_backend_open(const char *device, const emu2_backend_options *opts, emu2_backend **out,
@@ -197,11 +204,8 @@ emu2_status emu2_backend_open(const char *device, const emu2_backend_options *op
     emu2_status st;
     switch (d.kind) {
     case DEV_CPU:
-        if ((st = emu2_cpu_backend_open(opts, out, err)) == EMU2_OK) {
-            char note[64]; /* the CPU backend's own note (the bf16 precision), kept */
-            snprintf(note, sizeof note, "%.63s", (*out)->device);
-            snprintf((*out)->device, sizeof (*out)->device, "cpu%s%.60s", note[0] ? ", " : "", note);
-        }
+        if ((st = emu2_cpu_backend_open(opts, out, err)) == EMU2_OK)
+            name_cpu(*out, "cpu");
         return st;
     case DEV_AUTO: {
         emu2_error why;
@@ -209,19 +213,18 @@ emu2_status emu2_backend_open(const char *device, const emu2_backend_options *op
         if (open_cuda(opts ? opts->device_index : 0, opts, out, &why) == EMU2_OK)
             return EMU2_OK;
         if ((st = emu2_cpu_backend_open(opts, out, err)) == EMU2_OK) {
-            char note[64];
-            snprintf(note, sizeof note, "%.63s", (*out)->device);
-            snprintf((*out)->device, sizeof (*out)->device, "cpu (cuda unavailable: %.100s)%s%.60s", why.message,
-                     note[0] ? ", " : "", note);
+            char name[128];
+            snprintf(name, sizeof name, "cpu (cuda unavailable: %.100s)", why.message);
+            name_cpu(*out, name);
         }
         return st;
     }
     case DEV_CUDA:
-        if ((st = open_cuda(d.index, opts, out, err)) != EMU2_OK)
+        if ((st = open_cuda(d.list.index[0], opts, out, err)) != EMU2_OK)
             emu2_fail_prefix(err, "device %s: cuda unavailable: ", device);
         return st;
     case DEV_CUDA_MULTI:
-        return open_split(device, opts, out, err);
+        return open_split(device, &d.list, opts, out, err);
     default:
         return emu2_fail(err, EMU2_ERR_INVALID_ARGUMENT,
                          "backend: unknown device \"%s\" (want auto, cpu, cuda or cuda:N)", device);

@@ -127,15 +127,7 @@ emu2_status cpu_bf16_gemm_weights(cpu_backend *cb, size_t M, size_t K, size_t N,
     cpu_parallel_for(cb, M, 16, round_range, &j);
 
     j.n_blocks = (N + BLOCK_N - 1) / BLOCK_N;
-    /* split M too when there are too few N blocks to go round (2 tasks per thread) */
-    size_t want = 2 * (size_t)cb->base.threads, m_chunks = 1;
-    if (j.n_blocks < want)
-        m_chunks = (want + j.n_blocks - 1) / j.n_blocks;
-    size_t m_tiles = m_pad / CPU_BF16_MR;
-    if (m_chunks > m_tiles)
-        m_chunks = m_tiles;
-    j.m_chunk = (m_tiles + m_chunks - 1) / m_chunks * CPU_BF16_MR;
-    m_chunks = (M + j.m_chunk - 1) / j.m_chunk;
+    size_t m_chunks = cpu_gemm_m_chunks(cb, j.n_blocks, M, CPU_BF16_MR, &j.m_chunk);
     cpu_pool_run(cb->pool, j.n_blocks * m_chunks, bf16_task, &j);
     return EMU2_OK;
 }

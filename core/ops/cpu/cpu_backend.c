@@ -80,6 +80,18 @@ void cpu_parallel_for(cpu_backend *cb, size_t n, size_t min_chunk, cpu_range_fn 
     cpu_pool_run(cb->pool, (n + chunk - 1) / chunk, range_task, &job);
 }
 
+size_t cpu_gemm_m_chunks(const cpu_backend *cb, size_t n_blocks, size_t M, size_t tile_m, size_t *m_chunk)
+{
+    size_t want = 2 * (size_t)cb->base.threads, m_chunks = 1;
+    if (n_blocks < want)
+        m_chunks = (want + n_blocks - 1) / n_blocks;
+    size_t m_tiles = (M + tile_m - 1) / tile_m;
+    if (m_chunks > m_tiles)
+        m_chunks = m_tiles;
+    *m_chunk = (m_tiles + m_chunks - 1) / m_chunks * tile_m;
+    return (M + *m_chunk - 1) / *m_chunk;
+}
+
 float cpu_vec_elem(const emu2_tensor_view *v, size_t i)
 {
     return cpu_load_elem(v->data, v->dtype, i);

@@ -41,7 +41,13 @@ static inline size_t cpu_scratch_stride(const cpu_backend *cb)
 typedef void (*cpu_range_fn)(void *ctx, size_t begin, size_t end, int thread);
 void cpu_parallel_for(cpu_backend *cb, size_t n, size_t min_chunk, cpu_range_fn fn, void *ctx);
 
-/* Argument checks: ops/op_checks.h (shared with the CUDA backend). Element i of a float vector of any float dtype (for small vectors: biases, norm weights). */
+/* The GEMMs' work split (packed_gemm.c, bf16_gemm.c): tasks are (N block, M chunk) pairs, M split
+ * too when there are too few of the n_blocks N blocks to go round (2 tasks per thread). Sets
+ * *m_chunk (rows, a multiple of tile_m) and returns the number of M chunks. */
+size_t cpu_gemm_m_chunks(const cpu_backend *cb, size_t n_blocks, size_t M, size_t tile_m, size_t *m_chunk);
+
+/* Argument checks: ops/op_checks.h (shared with the CUDA backend).
+ * Element i of a float vector of any float dtype (for small vectors: biases, norm weights). */
 float cpu_vec_elem(const emu2_tensor_view *v, size_t i);
 
 /* The ops, one file per family. */

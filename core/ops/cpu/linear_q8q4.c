@@ -183,12 +183,12 @@ static int exact_activations(void)
     return e && !strcmp(e, "1");
 }
 
-/* The bf16 prefill path, unless $EMU2_CPU_QUANT_BF16=0 (tests of the VNNI tiles, A/B runs). */
-static int bf16_prefill(const cpu_backend *cb, size_t M)
+/* The bf16 prefill path, unless $EMU2_CPU_QUANT_BF16=0 (tests of the VNNI tiles, A/B runs) or exact. */
+static int bf16_prefill(const cpu_backend *cb, size_t M, int exact)
 {
     const char *e = getenv("EMU2_CPU_QUANT_BF16");
-    return M >= CPU_BF16_QUANT_MIN_M && cb->k->isa == EMU2_ISA_AVX512 && !(e && !strcmp(e, "0")) &&
-           !exact_activations() && cpu_bf16dot_supported();
+    return M >= CPU_BF16_QUANT_MIN_M && cb->k->isa == EMU2_ISA_AVX512 && !(e && !strcmp(e, "0")) && !exact &&
+           cpu_bf16dot_supported();
 }
 
 emu2_status cpu_linear_quant(emu2_backend *be, size_t M, size_t K, size_t N, const float *x, size_t x_stride,
@@ -200,13 +200,13 @@ emu2_status cpu_linear_quant(emu2_backend *be, size_t M, size_t K, size_t N, con
     struct qlin_job j = {.k = cb->k, .qk = cpu_qkernels_for(cb->k->isa), .W = W, .M = M, .K = K, .N = N, .x = x,
                          .ldx = x_stride, .bias = bias, .y = y, .ldy = y_stride,
                          .rb = emu2_quant_q_row_bytes(spec, K), .sc = emu2_quant_scale_row_count(spec, K)};
-    int q8 = W->format == EMU2_WEIGHT_Q8;
-    if (bf16_prefill(cb, M)) {
+    int q8 = W->format == EMU2_WEIGHT_Q8, exact = exact_activations();
+    if (bf16_prefill(cb, M, exact)) {
         cpu_bf16_weights bw = {.pack = pack_quant_panel, .ctx = &j, .data = W->w.data, .row_bytes = j.rb,
                                .bits = q8 ? 8 : 4};
         return cpu_bf16_gemm_weights(cb, M, K, N, x, x_stride, &bw, bias, y, y_stride, err);
     }
-    if ((!q8 || M >= Q_SMALL_M) && cpu_q4_vnni_usable(cb->k->isa) && !exact_activations()) {
+    if ((!q8 || M >= Q_SMALL_M) && cpu_q4_vnni_usable(cb->k->isa) && !exact) {
         /* a pass of `rows` x rows at a time: their int8 copy stays in L2 while a thread's weight
          * tiles pass over it, and the scratch stays small for long prompts */
         j.prep_stride = ((q8 ? cpu_q8_vnni_prep_bytes(K) : cpu_q4_vnni_prep_bytes(j.rb)) + 63) / 64 * 64;

@@ -93,15 +93,7 @@ emu2_status cpu_packed_gemm_run(cpu_backend *cb, const cpu_packed_gemm *g, emu2_
         return err ? err->status : EMU2_ERR_NOMEM;
     j.scratch_stride = cpu_scratch_stride(cb);
     j.n_blocks = (g->N + CPU_PACK_BLOCK_N - 1) / CPU_PACK_BLOCK_N;
-    /* split M too when there are too few N blocks to go round (2 tasks per thread) */
-    size_t want = 2 * (size_t)cb->base.threads, m_chunks = 1;
-    if (j.n_blocks < want)
-        m_chunks = (want + j.n_blocks - 1) / j.n_blocks;
-    size_t m_tiles = (g->M + CPU_TILE_M - 1) / CPU_TILE_M;
-    if (m_chunks > m_tiles)
-        m_chunks = m_tiles;
-    j.m_chunk = (m_tiles + m_chunks - 1) / m_chunks * CPU_TILE_M;
-    m_chunks = (g->M + j.m_chunk - 1) / j.m_chunk;
+    size_t m_chunks = cpu_gemm_m_chunks(cb, j.n_blocks, g->M, CPU_TILE_M, &j.m_chunk);
     cpu_pool_run(cb->pool, j.n_blocks * m_chunks, packed_task, &j);
     return EMU2_OK;
 }
