@@ -8,6 +8,7 @@
 #include "common/checked.h"
 #include "common/error.h"
 #include "cuda_internal.h"
+#include "cuda_topk.h"
 #include "model/random_weights.h"
 
 #define EMU2_CUDA_EXPORT __attribute__((visibility("default")))
@@ -48,7 +49,7 @@ int cuda_is_device_ptr(const void *p)
 
 /* ---------------------------------------------------------------- staging and scratch */
 
-static void stage_release(cuda_backend *cb)
+void cuda_stage_release(cuda_backend *cb)
 {
     if (cb->stage_host)
         cudaFreeHost(cb->stage_host);
@@ -67,6 +68,8 @@ void *cuda_stage(cuda_backend *cb, const void *host, size_t n, emu2_error *err)
         emu2_fail(err, EMU2_ERR_LIMIT, "cuda backend: staging %zu bytes overflows", n);
         return NULL;
     }
+    if (cb->graph.capturing) /* a recorded step: no copy (and no wrap) now */
+        return cuda_stage_recorded(cb, host, n, need, err);
     if (need > cb->stage_cap - cb->stage_used || !cb->stage_host) {
         /* wrap (or grow): everything queued so far may still read the rings */
         if ((e = cudaStreamSynchronize(cb->stream)) != cudaSuccess) {
@@ -78,10 +81,10 @@ void *cuda_stage(cuda_backend *cb, const void *host, size_t n, emu2_error *err)
             size_t cap = cb->stage_cap ? cb->stage_cap : STAGE_INITIAL_BYTES;
             while (cap < need)
                 cap *= 2;
-            stage_release(cb);
+            cuda_stage_release(cb);
             if ((e = cudaHostAlloc((void **)&cb->stage_host, cap, cudaHostAllocDefault)) != cudaSuccess ||
                 (e = cudaMalloc((void **)&cb->stage_dev, cap)) != cudaSuccess) {
-                stage_release(cb);
+                cuda_stage_release(cb);
                 cuda_fail(err, e, "staging: allocation");
                 return NULL;
             }
@@ -103,6 +106,11 @@ void *cuda_scratch(cuda_backend *cb, int slot, size_t n, emu2_error *err)
     if (n <= cb->scratch_bytes[slot])
         return cb->scratch[slot];
     cudaError_t e;
+    if (cb->graph.capturing) { /* a recording may not allocate: the step reruns op by op, which grows it */
+        cb->graph.scratch_refused = 1;
+        emu2_fail(err, EMU2_ERR_UNSUPPORTED, "cuda backend: device scratch must grow while a step is recorded");
+        return NULL;
+    }
     if (cb->scratch[slot]) {
         cudaFree(cb->scratch[slot]); /* cudaFree waits for the kernels that may still use it */
         cb->scratch[slot] = NULL;
@@ -257,9 +265,10 @@ static void cuda_destroy(emu2_backend *be)
     cudaSetDevice(cb->device);
     if (cb->stream)
         cudaStreamSynchronize(cb->stream);
+    cuda_graph_release(cb);
     free_set(&cb->buffers); /* buffers still live (random weights, forgotten ones) go with the backend */
     free_set(&cb->weights);
-    stage_release(cb);
+    cuda_stage_release(cb);
     for (size_t i = 0; i < sizeof cb->scratch / sizeof cb->scratch[0]; i++)
         if (cb->scratch[i])
             cudaFree(cb->scratch[i]);
@@ -355,6 +364,10 @@ static const emu2_ops cuda_ops = {
     .mul = cuda_mul,
     .add_row_vector = cuda_add_row_vector,
     .wait_for = cuda_wait_for,
+    .step_begin = cuda_step_begin,
+    .step_cut = cuda_step_cut,
+    .step_end = cuda_step_end,
+    .top_k = cuda_top_k,
 };
 
 /* Why no GPU can be used, in the words emu2 reports ("cpu (cuda unavailable: ...)"). */
@@ -441,6 +454,7 @@ EMU2_CUDA_EXPORT emu2_status emu2_cuda_backend_open(const emu2_backend_options *
     cb->max_smem_optin = prop.sharedMemPerBlockOptin;
     snprintf(cb->base.device, sizeof cb->base.device, "cuda:%d (%.120s, %.0f GiB)", o.device_index, prop.name,
              (double)prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0));
+    cuda_graph_init(cb);
     emu2_status st = open_handles(cb, err);
     if (st != EMU2_OK) {
         cuda_destroy(&cb->base);

@@ -22,6 +22,7 @@ extern "C" {
 
 #include "ops/op_checks.h"
 #include "ptr_set.h"
+#include "graph_policy.h"
 
 /* One remembered cuBLASLt algorithm choice for a matmul shape. */
 typedef struct cuda_lt_plan {
@@ -33,6 +34,21 @@ typedef struct cuda_lt_plan {
 } cuda_lt_plan;
 
 #define CUDA_LT_PLANS 64
+
+/* Decode-step graphs (cuda_graph.c, the step_begin / step_cut / step_end hooks of ops.h). */
+#define CUDA_GRAPH_MAX_PARTS 16
+typedef struct cuda_graph_state {
+    cuda_graph_policy policy;
+    cudaGraphExec_t exec[CUDA_GRAPH_MAX_PARTS]; /* each part's instantiated graph, or NULL */
+    int part;              /* the part being recorded (step_cut moves on to the next) */
+    size_t stage_part;     /* where that part's staged arrays begin in the ring */
+    int capturing;         /* a part is being recorded on the backend's stream */
+    int stage_overflow;    /* the recording ran out of staging ring (grown before the next one) */
+    int scratch_refused;   /* the recording needed a bigger device scratch (grown by the eager rerun) */
+    size_t stage_want;     /* staging ring bytes the next recording needs */
+    size_t device_len;     /* length of base.device before the note "[cuda graphs off: ...]" */
+    int noted_off;         /* base.device says graphs are off */
+} cuda_graph_state;
 
 typedef struct cuda_backend {
     emu2_backend base; /* first: an emu2_backend* is a cuda_backend* */
@@ -58,6 +74,7 @@ typedef struct cuda_backend {
     /* layer split (core/ops/split_backend.c): recorded when another backend waits for this one */
     cudaEvent_t handoff;
     uint64_t peers_enabled; /* bit d: this device may access GPU d's memory (d < 64) */
+    cuda_graph_state graph; /* decode-step graphs (cuda_graph.c) */
 } cuda_backend;
 
 static inline cuda_backend *cuda_of(emu2_backend *be)
@@ -88,6 +105,18 @@ emu2_status cuda_launched(emu2_error *err, cudaError_t launch, const char *op);
 /* Copies n bytes of host memory to the device through the staging rings; returns the device copy
  * (valid for ops issued on the stream until the ring wraps), NULL on failure (err set). */
 void *cuda_stage(cuda_backend *cb, const void *host, size_t n, emu2_error *err);
+/* Frees the staging rings (host and device) and forgets them: the next cuda_stage allocates again. */
+void cuda_stage_release(cuda_backend *cb);
+/* Staging while a step is recorded: host ring only; cuda_step_end copies the ring to the device
+ * before it launches the graph (cuda_graph.c). `need` is n rounded up as cuda_stage keeps it. */
+void *cuda_stage_recorded(cuda_backend *cb, const void *host, size_t n, size_t need, emu2_error *err);
+/* Decode-step graphs (cuda_graph.c): set up at open (reads EMU2_CUDA_GRAPHS), released at close. */
+void cuda_graph_init(cuda_backend *cb);
+void cuda_graph_release(cuda_backend *cb);
+int cuda_step_begin(emu2_backend *be, uint64_t key);
+int cuda_step_cut(emu2_backend *be);
+int cuda_step_end(emu2_backend *be, int ok);
+
 /* Device scratch of at least n bytes in one of the slots below (each user its own, so a conv2d's
  * patches survive the linear that converts them). */
 enum { CUDA_SCRATCH_CONVERT = 0, CUDA_SCRATCH_IM2COL = 1, CUDA_SCRATCH_STATS = 2, CUDA_SCRATCH_DEQUANT = 3 };

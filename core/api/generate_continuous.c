@@ -20,6 +20,7 @@
 #include "generate/search_item.h"
 #include "generate/text_stream.h"
 #include "model/decoder_join.h"
+#include "model/decoder_stepper.h"
 #include "model/pipeline.h"
 
 #define MAX_REQUESTS 1024
@@ -514,14 +515,15 @@ emu2_status emu2_batcher_step(emu2_batcher *b)
         return EMU2_OK;
     for (size_t k = 0; k < b->n_slots; k++)
         memcpy(b->tokens + k * b->beams, b->slots[k]->tokens, b->beams * sizeof *b->tokens);
-    st = emu2_decoder_step(b->run, b->tokens, b->logits, NULL, &e);
+    st = emu2_decoder_step_resident(b->run, b->tokens, &e); /* logits stay on the backend (top-k) */
     if (st != EMU2_OK)
         return fail_all(b, &e);
     const size_t V = (size_t)b->m->cfg.vocab_size;
     for (size_t k = 0; k < b->n_slots;) {
         slot *s = b->slots[k];
         int live = 0;
-        st = emu2_item_search_next(s->search, b->logits + s->base * V, s->tokens, s->src, &live, &e);
+        st = emu2_decoder_item_next(b->run, s->base, s->search, b->logits + s->base * V, s->tokens, s->src, &live,
+                                    &e);
         if (st != EMU2_OK) { /* this request's search failed (a callback, NaN logits): it alone */
             memmove(b->slots + k, b->slots + k + 1, (b->n_slots - k - 1) * sizeof *b->slots);
             b->n_slots--;

@@ -47,6 +47,17 @@ typedef struct emu2_lm_stepper {
      * The first call widens `batch` rows to batch*num_beams (src[i] = i / num_beams); later calls
      * keep n_rows. Never called with the identity permutation. */
     emu2_status (*reorder)(void *user, const int32_t *src, size_t n_rows, emu2_error *err);
+    /* Optional (NULL: not provided; then the search always uses step). step() that hands over only
+     * the k best logits of each row (values/ids [n_rows, k]), ranked as ops.h's top_k op ranks them:
+     * best first, ties to the lower id, NaN and +inf before everything; with log_softmax set, the
+     * values are log_softmax(row) computed as emu2_log_softmax does, and a row holding NaN/+inf
+     * or only -inf gives NaN values. k <= topk_max. The search calls it only when the candidates
+     * give exactly what the full row would (search_topk.h); last_logits then hands over the full
+     * logits [n_rows, vocab] of that same step for the rows the candidates cannot decide. */
+    emu2_status (*step_topk)(void *user, const int32_t *tokens, size_t n_rows, size_t k, int log_softmax,
+                             float *values, int32_t *ids, emu2_error *err);
+    emu2_status (*last_logits)(void *user, float *logits, emu2_error *err);
+    size_t topk_max;
 } emu2_lm_stepper;
 
 /* Streaming: called once per generated token (EOS excluded), in generation order, for batch item
@@ -88,7 +99,9 @@ typedef struct emu2_search_result {
     size_t batch;
     emu2_search_item *items; /* [batch] */
     int stopped;             /* the token callback asked to stop */
-    size_t decoder_steps;    /* calls of stepper->step */
+    size_t decoder_steps;    /* decoder steps (stepper->step or ->step_topk) */
+    size_t topk_steps;       /* of which through step_topk (only k candidates per row downloaded) */
+    size_t topk_fallbacks;   /* of those, steps that also needed last_logits (a tie at the cut, a bad row) */
 } emu2_search_result;
 
 /* Runs the search. opts: emu2_gen_options from emu2.h (its on_token field is ignored here: the API

@@ -14,6 +14,7 @@
 #include "generate/beam_hyps.h"
 #include "generate/logits.h"
 #include "generate/search_internal.h"
+#include "generate/search_topk.h"
 
 typedef struct beam_state {
     size_t batch, nb, rows, vocab;
@@ -30,6 +31,16 @@ typedef struct beam_state {
     unsigned char *mark;                    /* [vocab] */
     unsigned char *done, *was_done;         /* [batch] */
     emu2_beam_hyps *hyps;                   /* [batch] */
+    /* step_topk (search_topk.h): the k log-prob candidates per row of the last step when k > 0 */
+    size_t k, k_max;
+    float *cand_v;                          /* [rows, k_max] */
+    int32_t *cand_i;                        /* [rows, k_max] */
+    const float *k_values;                  /* the candidates item_candidates reads: cand_v, or a */
+    const int32_t *k_ids;                   /* caller's (emu2_beam_item_next_topk) */
+    emu2_beam_candidate *list;              /* [list_cap] */
+    size_t list_cap;
+    int full_ready;                         /* logits holds the last step's full rows (fetched once) */
+    size_t fallbacks;                       /* steps that needed them */
 } beam_state;
 
 static void state_free(beam_state *s)
@@ -54,6 +65,9 @@ static void state_free(beam_state *s)
     free(s->mark);
     free(s->done);
     free(s->was_done);
+    free(s->cand_v);
+    free(s->cand_i);
+    free(s->list);
 }
 
 /* Makes room for one more column in every row (capacity doubles, at most 1 + max_new_tokens). */
@@ -79,6 +93,8 @@ static emu2_status grow_seq(beam_state *s, size_t max_len, emu2_error *err)
     s->cap = cap;
     return EMU2_OK;
 }
+
+static emu2_status list_reserve(beam_state *s, size_t k, emu2_error *err);
 
 static emu2_status state_init(beam_state *s, const emu2_search_ctx *c, size_t batch, emu2_error *err)
 {
@@ -128,6 +144,27 @@ static emu2_status state_init(beam_state *s, const emu2_search_ctx *c, size_t ba
         s->beam_scores[r] = r % s->nb == 0 || c->opts->do_sample ? 0.0f : -1e9f;
     }
     s->len = 1;
+    s->k_max = emu2_topk_beam_k(c->lm, c->opts, 0); /* the min-length ban only turns it off */
+    if (s->k_max &&
+        (!(s->cand_v = emu2_search_alloc(s->rows, s->k_max * sizeof(float), "top-k candidates", err)) ||
+         !(s->cand_i = emu2_search_alloc(s->rows, s->k_max * sizeof(int32_t), "top-k candidates", err))))
+        return err ? err->status : EMU2_ERR_NOMEM;
+    s->k_values = s->cand_v;
+    s->k_ids = s->cand_i;
+    return s->k_max ? list_reserve(s, s->k_max, err) : EMU2_OK;
+}
+
+/* Makes the candidate list hold nb * (k - 1) entries. */
+static emu2_status list_reserve(beam_state *s, size_t k, emu2_error *err)
+{
+    size_t need = s->nb * (k - 1);
+    if (need <= s->list_cap)
+        return EMU2_OK;
+    free(s->list);
+    s->list_cap = 0;
+    if (!(s->list = emu2_search_alloc(need, sizeof(emu2_beam_candidate), "top-k candidates", err)))
+        return err ? err->status : EMU2_ERR_NOMEM;
+    s->list_cap = need;
     return EMU2_OK;
 }
 
@@ -154,14 +191,47 @@ static emu2_status score_row(const emu2_search_ctx *c, beam_state *s, size_t r, 
     return EMU2_OK;
 }
 
+/* The item's 2*nb candidates into s->top, best first: from the step's candidates when they
+ * decide (search_topk.h), else from its processed full rows (score_row). Returns their count. */
+static emu2_status item_candidates(const emu2_search_ctx *c, beam_state *s, size_t item, size_t step, size_t *n,
+                                   emu2_error *err)
+{
+    size_t total = s->nb * s->vocab, k = 2 * s->nb;
+    if (s->k) {
+        size_t r0 = item * s->nb;
+        *n = emu2_topk_beam_top(s->k_values + r0 * s->k, s->k_ids + r0 * s->k, s->k, s->nb, s->beam_scores + r0,
+                                s->vocab, s->list, s->top);
+        if (*n)
+            return EMU2_OK;
+        if (!c->lm->last_logits) /* emu2_beam_item_next_topk checks first: never here */
+            return emu2_fail(err, EMU2_ERR_INTERNAL, "beam search: undecided candidates without full logits");
+        if (!s->full_ready) {
+            emu2_status st = c->lm->last_logits(c->lm->user, s->logits, err);
+            if (st != EMU2_OK)
+                return st;
+            s->full_ready = 1;
+            s->fallbacks++;
+        }
+    }
+    for (size_t j = 0; j < s->nb; j++) {
+        emu2_status st = score_row(c, s, item * s->nb + j, step, err);
+        if (st != EMU2_OK)
+            return st;
+    }
+    const float *scores = s->cand + item * total;
+    *n = c->opts->do_sample ? emu2_beam_draw(scores, total, k, s->weights, &s->rng, s->top)
+                            : emu2_beam_top(scores, total, k, s->top);
+    return EMU2_OK;
+}
+
 /* BeamSearchScorer.process for one live item: EOS candidates ranked < nb become hypotheses, the
  * first nb others continue. */
-static emu2_status process_item(const emu2_search_ctx *c, beam_state *s, size_t item, emu2_error *err)
+static emu2_status process_item(const emu2_search_ctx *c, beam_state *s, size_t item, size_t step, emu2_error *err)
 {
-    size_t total = s->nb * s->vocab, k = 2 * s->nb, chosen = 0;
-    const float *scores = s->cand + item * total;
-    size_t n = c->opts->do_sample ? emu2_beam_draw(scores, total, k, s->weights, &s->rng, s->top)
-                                  : emu2_beam_top(scores, total, k, s->top);
+    size_t chosen = 0, n = 0;
+    emu2_status st0 = item_candidates(c, s, item, step, &n, err);
+    if (st0 != EMU2_OK)
+        return st0;
     for (size_t rank = 0; rank < n && chosen < s->nb; rank++) {
         size_t beam = s->top[rank].flat / s->vocab, r = item * s->nb + beam;
         int32_t token = (int32_t)(s->top[rank].flat % s->vocab);
@@ -295,10 +365,7 @@ static emu2_status beam_choose(const emu2_search_ctx *c, beam_state *s, size_t s
             }
             continue;
         }
-        for (size_t j = 0; j < s->nb && st == EMU2_OK; j++)
-            st = score_row(c, s, item * s->nb + j, step, err);
-        if (st == EMU2_OK)
-            st = process_item(c, s, item, err);
+        st = process_item(c, s, item, step, err);
     }
     if (st == EMU2_OK)
         st = grow_seq(s, (size_t)c->opts->max_new_tokens + 1, err);
@@ -314,6 +381,20 @@ static int beam_live(const emu2_search_ctx *c, const beam_state *s)
     for (size_t item = 0; item < s->batch; item++)
         live += !s->done[item];
     return live > 0 && s->len < (size_t)c->opts->max_new_tokens + 1;
+}
+
+/* One decoder step: log-prob candidates only (step_topk) when they decide every live item's
+ * next candidates exactly as the full rows would (search_topk.h), else the full logits. */
+static emu2_status beam_step(const emu2_search_ctx *c, beam_state *s, emu2_search_result *out, emu2_error *err)
+{
+    /* the next beam_choose processes with seq_len = s->len */
+    s->k = s->k_max ? emu2_topk_beam_k(c->lm, c->opts, s->len < (size_t)c->opts->min_length) : 0;
+    s->full_ready = 0;
+    out->decoder_steps++;
+    if (!s->k)
+        return c->lm->step(c->lm->user, s->next_tokens, s->rows, s->logits, err);
+    out->topk_steps++;
+    return c->lm->step_topk(c->lm->user, s->next_tokens, s->rows, s->k, 1, s->cand_v, s->cand_i, err);
 }
 
 emu2_status emu2_search_beam(const emu2_search_ctx *c, const float *prefill_logits, size_t batch,
@@ -340,11 +421,10 @@ emu2_status emu2_search_beam(const emu2_search_ctx *c, const float *prefill_logi
             break;
         st = reorder_model(c, &s, !widened, err);
         widened = 1;
-        if (st == EMU2_OK) {
-            st = c->lm->step(c->lm->user, s.next_tokens, s.rows, s.logits, err);
-            out->decoder_steps++;
-        }
+        if (st == EMU2_OK)
+            st = beam_step(c, &s, out, err);
     }
+    out->topk_fallbacks = s.fallbacks;
     if (st == EMU2_OK)
         st = finalize(&s, out, err);
     if (st == EMU2_OK)
@@ -357,7 +437,7 @@ emu2_status emu2_search_beam(const emu2_search_ctx *c, const float *prefill_logi
 
 struct emu2_beam_item {
     beam_state s;
-    size_t step;
+    size_t step, topk_steps;
 };
 
 emu2_status emu2_beam_item_create(const emu2_search_ctx *c, emu2_beam_item **out, emu2_error *err)
@@ -392,9 +472,48 @@ emu2_status emu2_beam_item_next(const emu2_search_ctx *c, emu2_beam_item *b, con
     return EMU2_OK;
 }
 
+size_t emu2_beam_item_topk(const emu2_search_ctx *c, const emu2_beam_item *b, size_t topk_max)
+{
+    if (b->step == 0) /* the first call sees the prefill row */
+        return 0;
+    return emu2_topk_beam_k_for(c->opts, topk_max, c->lm->vocab, b->s.len < (size_t)c->opts->min_length);
+}
+
+emu2_status emu2_beam_item_next_topk(const emu2_search_ctx *c, emu2_beam_item *b, const float *values,
+                                     const int32_t *ids, size_t k, int32_t *tokens, int32_t *src, int *live,
+                                     int *decided, emu2_error *err)
+{
+    beam_state *s = &b->s;
+    *live = *decided = 0;
+    if (b->step == 0 || s->done[0])
+        return EMU2_OK;
+    emu2_status st = list_reserve(s, k, err);
+    if (st != EMU2_OK || !emu2_topk_beam_top(values, ids, k, s->nb, s->beam_scores, s->vocab, s->list, s->top))
+        return st; /* undecided: the full rows decide */
+    s->k = k;
+    s->k_values = values;
+    s->k_ids = ids;
+    st = beam_choose(c, s, b->step, err);
+    s->k = 0;
+    s->k_values = s->cand_v;
+    s->k_ids = s->cand_i;
+    if (st != EMU2_OK)
+        return st;
+    *decided = 1;
+    b->topk_steps++;
+    *live = beam_live(c, s);
+    for (size_t r = 0; r < s->rows; r++) {
+        tokens[r] = s->next_tokens[r];
+        src[r] = s->src[r];
+    }
+    b->step++;
+    return EMU2_OK;
+}
+
 emu2_status emu2_beam_item_finish(const emu2_search_ctx *c, emu2_beam_item *b, emu2_search_result *out,
                                   emu2_error *err)
 {
+    out->topk_steps = b->topk_steps;
     emu2_status st = finalize(&b->s, out, err);
     return st == EMU2_OK ? deliver(c, out, err) : st;
 }

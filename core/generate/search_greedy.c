@@ -9,6 +9,7 @@
 #include "common/error.h"
 #include "generate/logits.h"
 #include "generate/search_internal.h"
+#include "generate/search_topk.h"
 
 typedef struct greedy_state {
     float *logits;          /* [batch, vocab] of the last step */
@@ -20,6 +21,14 @@ typedef struct greedy_state {
     int32_t **seq;          /* [batch] growable: BOS + generated ids (EOS never stored) */
     size_t *seq_len, *seq_cap;
     unsigned char *running; /* [batch] 1 until EOS */
+    /* step_topk (search_topk.h): the k candidates per row of the last step when k > 0 */
+    size_t k, k_max;
+    float *cand_v;          /* [batch, k_max] */
+    int32_t *cand_i;        /* [batch, k_max] */
+    int full_ready;         /* logits holds the last step's full rows too (fetched once per step) */
+    size_t fallbacks;       /* steps that needed them */
+    emu2_topk_scratch tk;   /* [tk_cap] each */
+    size_t tk_cap;
 } greedy_state;
 
 static void state_free(greedy_state *s, size_t batch)
@@ -37,7 +46,15 @@ static void state_free(greedy_state *s, size_t batch)
     free(s->mark);
     free(s->chosen);
     free(s->running);
+    free(s->cand_v);
+    free(s->cand_i);
+    free(s->tk.row);
+    free(s->tk.topk);
+    free(s->tk.ids);
+    free(s->tk.sorted);
 }
+
+static emu2_status topk_scratch_reserve(greedy_state *s, size_t k, emu2_error *err);
 
 static emu2_status state_init(greedy_state *s, const emu2_search_ctx *c, size_t batch, emu2_error *err)
 {
@@ -64,6 +81,31 @@ static emu2_status state_init(greedy_state *s, const emu2_search_ctx *c, size_t 
             return st;
         s->running[b] = 1;
     }
+    s->k_max = emu2_topk_greedy_k(c->lm, c->opts, 0); /* the min-length ban only lowers it */
+    if (s->k_max &&
+        (!(s->cand_v = emu2_search_alloc(batch, s->k_max * sizeof(float), "top-k candidates", err)) ||
+         !(s->cand_i = emu2_search_alloc(batch, s->k_max * sizeof(int32_t), "top-k candidates", err))))
+        return err ? err->status : EMU2_ERR_NOMEM;
+    return topk_scratch_reserve(s, s->k_max, err);
+}
+
+/* Makes the sampling scratch of the top-k path hold k entries. */
+static emu2_status topk_scratch_reserve(greedy_state *s, size_t k, emu2_error *err)
+{
+    if (k <= s->tk_cap)
+        return EMU2_OK;
+    free(s->tk.row);
+    free(s->tk.topk);
+    free(s->tk.ids);
+    free(s->tk.sorted);
+    memset(&s->tk, 0, sizeof s->tk);
+    s->tk_cap = 0;
+    if (!(s->tk.row = emu2_search_alloc(k, sizeof(float), "top-k scratch", err)) ||
+        !(s->tk.topk = emu2_search_alloc(k, sizeof(float), "top-k scratch", err)) ||
+        !(s->tk.ids = emu2_search_alloc(k, sizeof(int32_t), "top-k scratch", err)) ||
+        !(s->tk.sorted = emu2_search_alloc(k, sizeof(emu2_scored_id), "top-k scratch", err)))
+        return err ? err->status : EMU2_ERR_NOMEM;
+    s->tk_cap = k;
     return EMU2_OK;
 }
 
@@ -73,6 +115,17 @@ static emu2_status choose(const emu2_search_ctx *c, greedy_state *s, size_t b, s
 {
     const emu2_gen_options *o = c->opts;
     int32_t vocab = c->lm->vocab;
+    if (s->k) { /* the last step handed over candidates only */
+        if (emu2_topk_greedy_choose(o, s->cand_v + b * s->k, s->cand_i + b * s->k, s->k, rng, &s->tk, &s->chosen[b]))
+            return EMU2_OK;
+        if (!s->full_ready) {
+            emu2_status st = c->lm->last_logits(c->lm->user, s->logits, err);
+            if (st != EMU2_OK)
+                return st;
+            s->full_ready = 1;
+            s->fallbacks++;
+        }
+    }
     const float *row = s->logits + b * (size_t)vocab;
     emu2_status st = emu2_logits_check(row, vocab, b, step, err);
     if (st != EMU2_OK)
@@ -88,6 +141,23 @@ static emu2_status choose(const emu2_search_ctx *c, greedy_state *s, size_t b, s
     emu2_logits_warp(s->work, vocab, o, 1, &scratch);
     s->chosen[b] = emu2_sample(s->work, vocab, rng);
     return EMU2_OK;
+}
+
+/* One decoder step: candidates only (step_topk) when they decide every running row's next choice
+ * exactly as the full rows would (search_topk.h), else the full logits. */
+static emu2_status greedy_step(const emu2_search_ctx *c, greedy_state *s, size_t batch, emu2_search_result *out,
+                               emu2_error *err)
+{
+    int min_length_applies = 0; /* EOS banned at the next choice: seq_len = HF cur_len then */
+    for (size_t b = 0; b < batch; b++)
+        min_length_applies |= s->running[b] && s->seq_len[b] < (size_t)c->opts->min_length;
+    s->k = s->k_max ? emu2_topk_greedy_k(c->lm, c->opts, min_length_applies) : 0;
+    s->full_ready = 0;
+    out->decoder_steps++;
+    if (!s->k)
+        return c->lm->step(c->lm->user, s->chosen, batch, s->logits, err);
+    out->topk_steps++;
+    return c->lm->step_topk(c->lm->user, s->chosen, batch, s->k, 0, s->cand_v, s->cand_i, err);
 }
 
 /* Moves the generated ids (after the BOS) into the result. */
@@ -159,9 +229,9 @@ emu2_status emu2_search_greedy(const emu2_search_ctx *c, const float *prefill_lo
         }
         if (st != EMU2_OK || out->stopped || running == 0 || step + 1 >= (size_t)o->max_new_tokens)
             break;
-        st = c->lm->step(c->lm->user, s.chosen, batch, s.logits, err);
-        out->decoder_steps++;
+        st = greedy_step(c, &s, batch, out, err);
     }
+    out->topk_fallbacks = s.fallbacks;
     if (st == EMU2_OK)
         export_items(&s, batch, out);
     state_free(&s, batch);
@@ -173,7 +243,7 @@ emu2_status emu2_search_greedy(const emu2_search_ctx *c, const float *prefill_lo
 struct emu2_greedy_item {
     greedy_state s;
     emu2_rng rng;
-    size_t step;
+    size_t step, topk_steps;
     emu2_search_item result; /* ended_by_eos, stopped */
 };
 
@@ -192,6 +262,9 @@ emu2_status emu2_greedy_item_create(const emu2_search_ctx *c, emu2_greedy_item *
     return EMU2_OK;
 }
 
+static emu2_status item_chosen(const emu2_search_ctx *c, emu2_greedy_item *g, int32_t *token, int *live,
+                               emu2_error *err);
+
 /* The body of emu2_search_greedy's loop for one item (batch 1): same choice, same streaming. */
 emu2_status emu2_greedy_item_next(const emu2_search_ctx *c, emu2_greedy_item *g, const float *logits, int32_t *token,
                                   int *live, emu2_error *err)
@@ -200,8 +273,34 @@ emu2_status emu2_greedy_item_next(const emu2_search_ctx *c, emu2_greedy_item *g,
     *live = 0;
     memcpy(s->logits, logits, (size_t)c->lm->vocab * sizeof(float));
     emu2_status st = choose(c, s, 0, g->step, &g->rng, err);
-    if (st != EMU2_OK)
-        return st;
+    return st != EMU2_OK ? st : item_chosen(c, g, token, live, err);
+}
+
+size_t emu2_greedy_item_topk(const emu2_search_ctx *c, const emu2_greedy_item *g, size_t topk_max)
+{
+    return emu2_topk_greedy_k_for(c->opts, topk_max, c->lm->vocab, g->s.seq_len[0] < (size_t)c->opts->min_length);
+}
+
+emu2_status emu2_greedy_item_next_topk(const emu2_search_ctx *c, emu2_greedy_item *g, const float *values,
+                                       const int32_t *ids, size_t k, int32_t *token, int *live, int *decided,
+                                       emu2_error *err)
+{
+    greedy_state *s = &g->s;
+    *live = *decided = 0;
+    emu2_status st = topk_scratch_reserve(s, k, err);
+    if (st != EMU2_OK || !emu2_topk_greedy_choose(c->opts, values, ids, k, &g->rng, &s->tk, &s->chosen[0]))
+        return st; /* undecided: the random stream is untouched, the full row decides */
+    *decided = 1;
+    g->topk_steps++;
+    return item_chosen(c, g, token, live, err);
+}
+
+/* The rest of a step once s->chosen[0] is known: EOS, the sequence, streaming, the length limit. */
+static emu2_status item_chosen(const emu2_search_ctx *c, emu2_greedy_item *g, int32_t *token, int *live,
+                               emu2_error *err)
+{
+    greedy_state *s = &g->s;
+    emu2_status st;
     int32_t id = *token = s->chosen[0];
     if (id == c->ids.eos) {
         g->result.ended_by_eos = 1;
@@ -226,6 +325,7 @@ emu2_status emu2_greedy_item_finish(emu2_greedy_item *g, emu2_search_result *out
     (void)err;
     out->items[0].ended_by_eos = g->result.ended_by_eos;
     out->items[0].stopped = g->result.stopped;
+    out->topk_steps = g->topk_steps;
     export_items(&g->s, 1, out);
     return EMU2_OK;
 }

@@ -51,5 +51,16 @@ emu2_status emu2_greedy_item_next(const emu2_search_ctx *c, emu2_greedy_item *g,
                                   int *live, emu2_error *err);
 emu2_status emu2_greedy_item_finish(emu2_greedy_item *g, emu2_search_result *out, emu2_error *err);
 void emu2_greedy_item_free(emu2_greedy_item *g);
+/* The top-k path for one item (search_topk.h): the candidates per row its next choice can use (0:
+ * the full rows), then the choice from them; *decided = 0 leaves the state untouched, and the
+ * full rows go to the plain _next. */
+size_t emu2_beam_item_topk(const emu2_search_ctx *c, const emu2_beam_item *b, size_t topk_max);
+emu2_status emu2_beam_item_next_topk(const emu2_search_ctx *c, emu2_beam_item *b, const float *values,
+                                     const int32_t *ids, size_t k, int32_t *tokens, int32_t *src, int *live,
+                                     int *decided, emu2_error *err);
+size_t emu2_greedy_item_topk(const emu2_search_ctx *c, const emu2_greedy_item *g, size_t topk_max);
+emu2_status emu2_greedy_item_next_topk(const emu2_search_ctx *c, emu2_greedy_item *g, const float *values,
+                                       const int32_t *ids, size_t k, int32_t *token, int *live, int *decided,
+                                       emu2_error *err);
 
 #endif

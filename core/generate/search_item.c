@@ -54,6 +54,21 @@ emu2_status emu2_item_search_next(emu2_item_search *s, const float *logits, int3
     return emu2_greedy_item_next(&s->c, s->greedy, logits, tokens, live, err);
 }
 
+size_t emu2_item_search_topk(const emu2_item_search *s, size_t topk_max, int *log_softmax)
+{
+    *log_softmax = s->beam != NULL;
+    return s->beam ? emu2_beam_item_topk(&s->c, s->beam, topk_max) : emu2_greedy_item_topk(&s->c, s->greedy, topk_max);
+}
+
+emu2_status emu2_item_search_next_topk(emu2_item_search *s, const float *values, const int32_t *ids, size_t k,
+                                       int32_t *tokens, int32_t *src, int *live, int *decided, emu2_error *err)
+{
+    if (s->beam)
+        return emu2_beam_item_next_topk(&s->c, s->beam, values, ids, k, tokens, src, live, decided, err);
+    src[0] = 0;
+    return emu2_greedy_item_next_topk(&s->c, s->greedy, values, ids, k, tokens, live, decided, err);
+}
+
 emu2_status emu2_item_search_finish(emu2_item_search *s, emu2_search_result *out, emu2_error *err)
 {
     memset(out, 0, sizeof *out);

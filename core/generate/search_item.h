@@ -28,6 +28,14 @@ size_t emu2_item_search_rows(const emu2_item_search *s);
  * *live = 0: the search is over (finish it; tokens are not to be fed). */
 emu2_status emu2_item_search_next(emu2_item_search *s, const float *logits, int32_t *tokens, int32_t *src, int *live,
                                   emu2_error *err);
+/* The top-k path (search_topk.h), for a caller whose decoder can hand over the k best logits of
+ * each of the request's rows (k <= topk_max): how many the next step can use (0: it needs the full
+ * rows; *log_softmax: as log-probabilities), then next from them: values/ids [rows, k], best first.
+ * *decided = 0: the candidates cannot decide (a tie at the cut, a bad row); nothing changed, call
+ * emu2_item_search_next with the full rows. The choices equal emu2_item_search_next's. */
+size_t emu2_item_search_topk(const emu2_item_search *s, size_t topk_max, int *log_softmax);
+emu2_status emu2_item_search_next_topk(emu2_item_search *s, const float *values, const int32_t *ids, size_t k,
+                                       int32_t *tokens, int32_t *src, int *live, int *decided, emu2_error *err);
 /* The result: out->batch = 1, one item (release with emu2_search_result_free). */
 emu2_status emu2_item_search_finish(emu2_item_search *s, emu2_search_result *out, emu2_error *err);
 void emu2_item_search_free(emu2_item_search *s);

@@ -121,72 +121,116 @@ emu2_status emu2_decoder_session_create(emu2_backend *be, const emu2_decoder_wei
     return EMU2_OK;
 }
 
-/* One pass of every layer over c new positions per row (t0 = positions already cached), x holding
- * their embeddings as [rows][c][D] and s->positions their position ids. Leaves the last layer's
- * output in x. */
-static emu2_status layers_forward(emu2_decoder_session *s, size_t c, size_t t0, emu2_error *err)
+/* A pass of the layers over c new positions per row (t0 = positions already cached): the
+ * attention arguments, with the key mask and KV-cache rows packed in s->key_mask / s->rows_a. */
+typedef struct layer_pass {
+    size_t c, M;
+    emu2_attention_args a;
+} layer_pass;
+
+static void pass_prepare(emu2_decoder_session *s, size_t c, size_t t0, layer_pass *p)
 {
-    emu2_backend *be = s->be;
-    const emu2_ops *o = be->ops;
-    const size_t D = s->D, I = s->I, rows = s->rows, M = rows * c, kv_len = t0 + c;
+    const size_t D = s->D, rows = s->rows, kv_len = t0 + c;
     for (size_t b = 0; b < rows; b++) {
         memcpy(s->key_mask + b * kv_len, s->mask + b * s->max_len, kv_len);
         for (size_t i = 0; i < c; i++)
             s->rows_a[b * c + i] = (int32_t)(b * s->max_len + t0 + i);
     }
-    emu2_attention_args a = {
+    p->c = c;
+    p->M = rows * c;
+    p->a = (emu2_attention_args){
         .batch = rows, .n_heads = s->heads, .head_dim = s->head_dim, .q_len = c, .kv_len = kv_len, .q_offset = t0,
         .causal = 1, .scale = 1.0f / sqrtf((float)s->head_dim), .q = s->qkv, .out = s->att,
         .q_stride = 3 * D, .k_stride = D, .v_stride = D, .out_stride = D, .q_batch_stride = c * 3 * D,
         .kv_batch_stride = s->max_len * D, .out_batch_stride = c * D, .key_mask = s->key_mask};
-    const size_t cache_rows = s->max_rows * s->max_len;
+}
+
+/* Layer l of a pass: x (the residual stream, [rows][c][D]) in place, positions in s->positions. */
+static emu2_status layer_forward(emu2_decoder_session *s, const layer_pass *p, size_t l, emu2_error *err)
+{
+    emu2_backend *be = s->be;
+    const emu2_ops *o = be->ops;
+    const size_t D = s->D, I = s->I, M = p->M, cache_rows = s->max_rows * s->max_len;
+    const emu2_decoder_layer_weights *w = &s->w->layers[l];
+    float *kc = s->k_cache[l], *vc = s->v_cache[l];
+    emu2_attention_args a = p->a;
+    a.k = kc;
+    a.v = vc;
+    emu2_status st;
+    if ((st = o->rmsnorm(be, M, D, s->x, &w->input_norm, s->eps, s->n, err)) ||
+        (st = o->linear(be, M, D, D, s->n, D, &w->q, NULL, s->qkv, 3 * D, err)) ||
+        (st = o->linear(be, M, D, D, s->n, D, &w->k, NULL, s->qkv + D, 3 * D, err)) ||
+        (st = o->linear(be, M, D, D, s->n, D, &w->v, NULL, s->qkv + 2 * D, 3 * D, err)) ||
+        (st = o->rope(be, M, s->heads, s->head_dim, s->qkv, 3 * D, s->positions, s->theta, 0, err)) ||
+        (st = o->rope(be, M, s->heads, s->head_dim, s->qkv + D, 3 * D, s->positions, s->theta, 0, err)) ||
+        (st = o->copy_rows(be, M, D, s->qkv + D, 3 * D, M, NULL, kc, D, cache_rows, s->rows_a, err)) ||
+        (st = o->copy_rows(be, M, D, s->qkv + 2 * D, 3 * D, M, NULL, vc, D, cache_rows, s->rows_a, err)) ||
+        (st = o->attention(be, &a, err)) ||
+        (st = o->linear(be, M, D, D, s->att, D, &w->o, NULL, s->n, D, err)) ||
+        (st = o->add(be, M * D, s->x, s->n, s->x, err)) ||
+        (st = o->rmsnorm(be, M, D, s->x, &w->post_norm, s->eps, s->n, err)) ||
+        (st = o->linear(be, M, D, I, s->n, D, &w->gate, NULL, s->gate, I, err)) ||
+        (st = o->linear(be, M, D, I, s->n, D, &w->up, NULL, s->up, I, err)) ||
+        (st = o->silu_mul(be, M * I, s->gate, s->up, s->gate, err)) ||
+        (st = o->linear(be, M, I, D, s->gate, I, &w->down, NULL, s->n, D, err)) ||
+        (st = o->add(be, M * D, s->x, s->n, s->x, err)))
+        return emu2_fail_prefix(err, "decoder layer %zu: ", l);
+    return EMU2_OK;
+}
+
+/* One pass of every layer over c new positions per row (t0 = positions already cached), x holding
+ * their embeddings as [rows][c][D] and s->positions their position ids. Leaves the last layer's
+ * output in x. */
+static emu2_status layers_forward(emu2_decoder_session *s, size_t c, size_t t0, emu2_error *err)
+{
+    layer_pass p;
+    pass_prepare(s, c, t0, &p);
     for (size_t l = 0; l < s->n_layers; l++) {
-        const emu2_decoder_layer_weights *w = &s->w->layers[l];
-        float *kc = s->k_cache[l], *vc = s->v_cache[l];
-        a.k = kc;
-        a.v = vc;
-        emu2_status st;
-        if ((st = o->rmsnorm(be, M, D, s->x, &w->input_norm, s->eps, s->n, err)) ||
-            (st = o->linear(be, M, D, D, s->n, D, &w->q, NULL, s->qkv, 3 * D, err)) ||
-            (st = o->linear(be, M, D, D, s->n, D, &w->k, NULL, s->qkv + D, 3 * D, err)) ||
-            (st = o->linear(be, M, D, D, s->n, D, &w->v, NULL, s->qkv + 2 * D, 3 * D, err)) ||
-            (st = o->rope(be, M, s->heads, s->head_dim, s->qkv, 3 * D, s->positions, s->theta, 0, err)) ||
-            (st = o->rope(be, M, s->heads, s->head_dim, s->qkv + D, 3 * D, s->positions, s->theta, 0, err)) ||
-            (st = o->copy_rows(be, M, D, s->qkv + D, 3 * D, M, NULL, kc, D, cache_rows, s->rows_a, err)) ||
-            (st = o->copy_rows(be, M, D, s->qkv + 2 * D, 3 * D, M, NULL, vc, D, cache_rows, s->rows_a, err)) ||
-            (st = o->attention(be, &a, err)) ||
-            (st = o->linear(be, M, D, D, s->att, D, &w->o, NULL, s->n, D, err)) ||
-            (st = o->add(be, M * D, s->x, s->n, s->x, err)) ||
-            (st = o->rmsnorm(be, M, D, s->x, &w->post_norm, s->eps, s->n, err)) ||
-            (st = o->linear(be, M, D, I, s->n, D, &w->gate, NULL, s->gate, I, err)) ||
-            (st = o->linear(be, M, D, I, s->n, D, &w->up, NULL, s->up, I, err)) ||
-            (st = o->silu_mul(be, M * I, s->gate, s->up, s->gate, err)) ||
-            (st = o->linear(be, M, I, D, s->gate, I, &w->down, NULL, s->n, D, err)) ||
-            (st = o->add(be, M * D, s->x, s->n, s->x, err)))
-            return emu2_fail_prefix(err, "decoder layer %zu: ", l);
+        emu2_status st = layer_forward(s, &p, l, err);
+        if (st != EMU2_OK)
+            return st;
     }
     return EMU2_OK;
 }
 
-/* Final norm + lm_head on the last of the c positions of each row in x; copies to the host. */
-static emu2_status head_forward(emu2_decoder_session *s, size_t c, float *logits, float *hidden, emu2_error *err)
+/* Final norm (into s->last) + lm_head (into s->logits, when want_logits) on the last of the c
+ * positions of each row in x. */
+static emu2_status head_compute(emu2_decoder_session *s, size_t c, int want_logits, emu2_error *err)
 {
     emu2_backend *be = s->be;
     const emu2_ops *o = be->ops;
     const size_t rows = s->rows, D = s->D;
-    for (size_t b = 0; b < rows; b++)
-        s->rows_a[b] = (int32_t)(b * c + c - 1);
+    const int32_t *last_rows = NULL; /* one position per row: row b itself (s->rows_a keeps the KV rows) */
+    if (c > 1) {
+        for (size_t b = 0; b < rows; b++)
+            s->rows_a[b] = (int32_t)(b * c + c - 1);
+        last_rows = s->rows_a;
+    }
     emu2_status st;
-    if ((st = o->copy_rows(be, rows, D, s->x, D, rows * c, s->rows_a, s->n, D, rows, NULL, err)) ||
+    if ((st = o->copy_rows(be, rows, D, s->x, D, rows * c, last_rows, s->n, D, rows, NULL, err)) ||
         (st = o->rmsnorm(be, rows, D, s->n, &s->w->final_norm, s->eps, s->last, err)))
         return st;
-    if (hidden && (st = o->download(be, hidden, s->last, rows * D, err)))
-        return st;
-    if (logits &&
-        ((st = o->linear(be, rows, D, s->V, s->last, D, &s->w->lm_head, NULL, s->logits, s->V, err)) ||
-         (st = o->download(be, logits, s->logits, rows * s->V, err))))
+    if (want_logits && (st = o->linear(be, rows, D, s->V, s->last, D, &s->w->lm_head, NULL, s->logits, s->V, err)))
         return st;
     return EMU2_OK;
+}
+
+/* What head_compute left, copied to the host (NULL: not wanted). */
+static emu2_status head_download(emu2_decoder_session *s, float *logits, float *hidden, emu2_error *err)
+{
+    emu2_backend *be = s->be;
+    emu2_status st;
+    if (hidden && (st = be->ops->download(be, hidden, s->last, s->rows * s->D, err)))
+        return st;
+    if (logits && (st = be->ops->download(be, logits, s->logits, s->rows * s->V, err)))
+        return st;
+    return EMU2_OK;
+}
+
+static emu2_status head_forward(emu2_decoder_session *s, size_t c, float *logits, float *hidden, emu2_error *err)
+{
+    emu2_status st = head_compute(s, c, logits != NULL, err);
+    return st ? st : head_download(s, logits, hidden, err);
 }
 
 emu2_status emu2_decoder_prefill(emu2_decoder_session *s, size_t rows, size_t T, const float *embeds,
@@ -243,14 +287,95 @@ emu2_status emu2_decoder_prefill(emu2_decoder_session *s, size_t rows, size_t T,
     return head_forward(s, c, logits, hidden, err);
 }
 
-/* One position per row, its embedding already in x. */
-static emu2_status step_forward(emu2_decoder_session *s, float *logits, float *hidden, emu2_error *err)
+/* The shape of a step for the backend's step graphs: equal keys, same ops and launch shapes. */
+static uint64_t step_key(const emu2_decoder_session *s, const int32_t *ids, int want_logits)
+{
+    return (uint64_t)s->rows << 2 | (uint64_t)(ids != NULL) << 1 | (uint64_t)(want_logits != 0);
+}
+
+/* The new tokens (ids, HOST) or embeddings (BACKEND) of a step and whether it wants logits. */
+typedef struct step_in {
+    const int32_t *ids;
+    const float *embeds;
+    int want_logits;
+} step_in;
+
+/* The ops of layers [l0, l1) of a step, with the input's (l0 == 0) and the head's (l1 == n_layers):
+ * from the new tokens to s->last and s->logits. Issues no sync, allocation or host copy, so a
+ * backend may record them. */
+static emu2_status step_part(emu2_decoder_session *s, const step_in *in, const layer_pass *p, size_t l0, size_t l1,
+                             emu2_error *err)
+{
+    const emu2_ops *o = s->be->ops;
+    emu2_status st = EMU2_OK;
+    if (l0 == 0)
+        st = in->ids ? o->embedding(s->be, s->rows, in->ids, &s->w->embed, s->x, err)
+                     : o->copy_rows(s->be, s->rows, s->D, in->embeds, s->D, s->rows, NULL, s->x, s->D, s->rows, NULL,
+                                    err);
+    for (size_t l = l0; st == EMU2_OK && l < l1; l++)
+        st = layer_forward(s, p, l, err);
+    if (st == EMU2_OK && l1 == s->n_layers)
+        st = head_compute(s, 1, in->want_logits, err);
+    return st;
+}
+
+/* Where a recorded part of a step ends: after layers 1, 3, 7, 15, ... (parts double), so the
+ * device starts on the first part early and the host records each next part while it runs. */
+static size_t part_end(size_t from, size_t n_layers)
+{
+    size_t e = 1;
+    while (e <= from)
+        e = 2 * e + 1;
+    return e < n_layers ? e : n_layers;
+}
+
+/* The step's ops, recorded in parts where the backend records (a part that cannot be launched is
+ * issued again op by op, with the rest of the step). */
+static emu2_status step_ops(emu2_decoder_session *s, const step_in *in, emu2_error *err)
+{
+    emu2_backend *be = s->be;
+    const emu2_ops *o = be->ops;
+    const size_t L = s->n_layers;
+    layer_pass p;
+    pass_prepare(s, 1, s->len, &p);
+    int recording = o->step_begin && o->step_end && o->step_begin(be, step_key(s, in->ids, in->want_logits));
+    size_t from = 0, part_from = 0; /* the next layer to issue; where the part being recorded began */
+    emu2_status st;
+    do {
+        size_t to = recording && o->step_cut ? part_end(from, L) : L;
+        if ((st = step_part(s, in, &p, from, to, err)) != EMU2_OK)
+            break;
+        if (recording && to < L) {
+            int r = o->step_cut(be);
+            if (!(r & EMU2_STEP_CUT_LAUNCHED) && !(r & EMU2_STEP_CUT_RECORDING)) { /* the part did not run */
+                pass_prepare(s, 1, s->len, &p);
+                st = step_part(s, in, &p, part_from, to, err);
+            }
+            if ((r & EMU2_STEP_CUT_LAUNCHED) || !(r & EMU2_STEP_CUT_RECORDING))
+                part_from = to;
+            recording = (r & EMU2_STEP_CUT_RECORDING) != 0;
+            if (st != EMU2_OK)
+                break;
+        }
+        from = to;
+    } while (from < L);
+    if (recording && !o->step_end(be, st == EMU2_OK)) { /* the last part did not run */
+        pass_prepare(s, 1, s->len, &p);
+        st = step_part(s, in, &p, part_from, L, err);
+    }
+    return st;
+}
+
+/* One position per row: step_ops, then the downloads. */
+static emu2_status step_forward(emu2_decoder_session *s, const int32_t *ids, const float *embeds, float *logits,
+                                float *hidden, emu2_error *err)
 {
     for (size_t b = 0; b < s->rows; b++) {
         s->positions[b] = s->n_real[b];
         s->mask[b * s->max_len + s->len] = 1;
     }
-    emu2_status st = layers_forward(s, 1, s->len, err);
+    step_in in = {ids, embeds, logits != NULL};
+    emu2_status st = step_ops(s, &in, err);
     if (st != EMU2_OK) {
         for (size_t b = 0; b < s->rows; b++)
             s->mask[b * s->max_len + s->len] = 0;
@@ -259,7 +384,7 @@ static emu2_status step_forward(emu2_decoder_session *s, float *logits, float *h
     s->len++;
     for (size_t b = 0; b < s->rows; b++)
         s->n_real[b]++;
-    return head_forward(s, 1, logits, hidden, err);
+    return head_download(s, logits, hidden, err);
 }
 
 static emu2_status step_check(const emu2_decoder_session *s, const void *in, emu2_error *err)
@@ -277,21 +402,12 @@ emu2_status emu2_decoder_step(emu2_decoder_session *s, const int32_t *ids, float
                               emu2_error *err)
 {
     emu2_status st = step_check(s, ids, err);
-    if (st == EMU2_OK)
-        st = s->be->ops->embedding(s->be, s->rows, ids, &s->w->embed, s->x, err);
-    if (st == EMU2_OK)
-        st = step_forward(s, logits, hidden, err);
-    return st;
+    return st ? st : step_forward(s, ids, NULL, logits, hidden, err);
 }
 
 emu2_status emu2_decoder_step_embeds(emu2_decoder_session *s, const float *embeds, float *logits, float *hidden,
                                      emu2_error *err)
 {
     emu2_status st = step_check(s, embeds, err);
-    if (st == EMU2_OK)
-        st = s->be->ops->copy_rows(s->be, s->rows, s->D, embeds, s->D, s->rows, NULL, s->x, s->D, s->rows, NULL,
-                                   err);
-    if (st == EMU2_OK)
-        st = step_forward(s, logits, hidden, err);
-    return st;
+    return st ? st : step_forward(s, NULL, embeds, logits, hidden, err);
 }

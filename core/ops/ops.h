@@ -206,7 +206,44 @@ typedef struct emu2_ops {
     /* Makes be's later work wait for everything issued so far on `other` (a backend of the same
      * kind, possibly another GPU; enables peer access between the two). NULL: ops are synchronous. */
     emu2_status (*wait_for)(emu2_backend *be, emu2_backend *other, emu2_error *err);
+
+    /* ---------------------------------------------------------- top-k of rows (docs/OPS.md); NULL = not provided
+     * For each of `rows` rows of n floats at x (backend memory, rows n floats apart): the k best
+     * values and their column indices, best first, into HOST memory values[rows*k], ids[rows*k]
+     * (so only k candidates per row leave the device). Order: NaN > +inf > finite > -inf, -0 == +0,
+     * all NaNs equal; ties go to the lower index. With EMU2_TOPK_LOG_SOFTMAX the values ranked and
+     * returned are log_softmax(row) = (x - max) - logf((float)sum_double expf(x - max)) (the CPU
+     * computes it exactly as core/generate's emu2_log_softmax), and a row holding a NaN or +inf or
+     * no value above -inf gives NaN values with ids 0..k-1. 1 <= k <= min(n, EMU2_TOPK_MAX_K). */
+    emu2_status (*top_k)(emu2_backend *be, size_t rows, size_t n, const float *x, size_t k, unsigned flags,
+                         float *values, int32_t *ids, emu2_error *err);
+
+    /* --------------------------------------------------- decode-step graphs (docs/CUDA_GRAPHS.md); NULL = not provided
+     * The decoder brackets the ops of one decode step with these. `key` names the step's shape:
+     * equal keys issue the same ops with the same launch shapes, only argument values differ.
+     * step_begin returns 1 when the ops issued until step_end are recorded instead of run (CUDA:
+     * stream capture into a graph), 0 when they run as usual (graphs off, or the first step of a
+     * new key). A recording issues no sync, allocation or copy between host and device memory.
+     * step_cut (may be NULL), within a recording: launches the part recorded since step_begin or
+     * the last cut and records the rest separately, so the device runs that part while the host
+     * records the next; returns EMU2_STEP_CUT_LAUNCHED when the part was launched, and
+     * EMU2_STEP_CUT_RECORDING when the rest is still recorded (else it runs as usual). A part not
+     * launched did not run: the caller issues it again as usual.
+     * step_end(ok) closes a recording (ok = 0: an op failed, the recording is dropped) and returns
+     * 1 when the part recorded since the last cut was launched, 0 when nothing of it ran: the
+     * caller then issues it again as usual. Failures turn graphs off for the backend's lifetime,
+     * the reason in be->device; never a wrong result. */
+    int (*step_begin)(emu2_backend *be, uint64_t key);
+    int (*step_cut)(emu2_backend *be);
+    int (*step_end)(emu2_backend *be, int ok);
 } emu2_ops;
+
+/* step_cut's result bits */
+#define EMU2_STEP_CUT_LAUNCHED 1
+#define EMU2_STEP_CUT_RECORDING 2
+
+#define EMU2_TOPK_LOG_SOFTMAX 1u
+#define EMU2_TOPK_MAX_K 256
 
 /* The common head of every backend; each backend puts its private state after it. */
 struct emu2_backend {

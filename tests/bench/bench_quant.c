@@ -9,7 +9,8 @@
  *   build/bench/bench_quant [--hidden 2048 --inter 5504 --layers 16 --heads 16 --vocab 32000]
  *                           [--threads T] [--rounds R] [--steps S] [--quant none,int8,int4] [--prefill P]
  * (a format "int4:exact" runs int4 with EMU2_CPU_QUANT_EXACT=1: f32 activations instead of the
- * default int8 ones on AVX-512 VNNI, for an A/B; --prefill P also times a P-position prefill) 
+ * default int8 ones on AVX-512 VNNI, for an A/B; "int4:legacy" with EMU2_CPU_QUANT_DECODE=legacy:
+ * the decode kernels before the plain-load rewrite; --prefill P also times a P-position prefill) 
  * Defaults: a ~1B-parameter LLaMA (0.94 B: 16 layers of 2048/5504, vocab 32000) on the tiny model's
  * config for everything else (the vision tower is built but not timed). Output: one JSON line per
  * format on stdout, a readable summary on stderr. */
@@ -27,7 +28,7 @@
 #include "model/weights.h"
 #include "ops/ops.h"
 
-#define MAX_Q 6
+#define MAX_Q 8
 #define MAX_ROUNDS 32
 
 /* Bytes of the layer matrices one decode step reads (values + scales). */
@@ -174,24 +175,36 @@ int main(int argc, char **argv)
         return 1;
     }
     const char *names[MAX_Q];
-    int exact[MAX_Q] = {0};
+    const char *env_name[MAX_Q] = {0}, *env_value[MAX_Q] = {0}; /* set while that format runs */
     emu2_model_weights *w[MAX_Q];
+    char *base[MAX_Q]; /* the format without its suffix */
+    int owner[MAX_Q];  /* whether w[q] was bound for this entry (else shared with an earlier one) */
     int nq = 0;
     char list[256];
     snprintf(list, sizeof list, "%s", quants);
     for (char *tok = strtok(list, ","); tok && nq < MAX_Q; tok = strtok(NULL, ",")) {
         double t0 = bench_now();
         names[nq] = strcmp(tok, "none") ? strdup(tok) : "bf16";
-        char *colon = strchr(tok, ':'); /* "int4:exact": f32 activations (EMU2_CPU_QUANT_EXACT=1) */
+        char *colon = strchr(tok, ':'); /* "int4:exact": f32 activations; "int4:legacy": the old decode kernels */
         if (colon) {
-            exact[nq] = !strcmp(colon, ":exact");
-            if (!exact[nq]) {
-                fprintf(stderr, "bench_quant: %s: the only suffix is \":exact\"\n", tok);
+            if (!strcmp(colon, ":exact"))
+                env_name[nq] = "EMU2_CPU_QUANT_EXACT", env_value[nq] = "1";
+            else if (!strcmp(colon, ":legacy"))
+                env_name[nq] = "EMU2_CPU_QUANT_DECODE", env_value[nq] = "legacy";
+            else {
+                fprintf(stderr, "bench_quant: %s: the suffixes are \":exact\" and \":legacy\"\n", tok);
                 return 2;
             }
             *colon = '\0';
         }
-        if (emu2_model_weights_bind_quant(be, ck, &cfg, tok, &w[nq], &err) != EMU2_OK) {
+        base[nq] = strdup(tok);
+        owner[nq] = 1;
+        for (int e = 0; e < nq; e++) /* "int4" and "int4:legacy" run the same bound weights */
+            if (!strcmp(base[e], tok) && owner[e]) {
+                w[nq] = w[e];
+                owner[nq] = 0;
+            }
+        if (owner[nq] && emu2_model_weights_bind_quant(be, ck, &cfg, tok, &w[nq], &err) != EMU2_OK) {
             fprintf(stderr, "bench_quant: %s: %s\n", tok, err.message);
             return 1;
         }
@@ -207,12 +220,12 @@ int main(int argc, char **argv)
         decode_rate(be, w[q], &cfg, 2);
     for (int k = 0; k < rounds; k++)
         for (int q = 0; q < nq; q++) {
-            if (exact[q])
-                setenv("EMU2_CPU_QUANT_EXACT", "1", 1);
+            if (env_name[q])
+                setenv(env_name[q], env_value[q], 1);
             r[q][k] = decode_rate(be, w[q], &cfg, steps);
             pr[q][k] = prefill ? prefill_rate(be, w[q], &cfg, (size_t)prefill) : 0;
-            if (exact[q])
-                unsetenv("EMU2_CPU_QUANT_EXACT");
+            if (env_name[q])
+                unsetenv(env_name[q]);
             if (r[q][k] < 0 || pr[q][k] < 0)
                 return 1;
         }
@@ -236,8 +249,11 @@ int main(int argc, char **argv)
                "\"tokens_per_s\":%.4f,\"min\":%.4f,\"max\":%.4f,\"threads\":%d,\"isa\":\"%s\"}\n",
                names[q], prefill, pmed[q], pr[q][0], pr[q][rounds - 1], be->threads, emu2_cpu_isa_name(be->isa));
     }
-    for (int q = 0; q < nq; q++)
-        emu2_model_weights_free(w[q]);
+    for (int q = 0; q < nq; q++) {
+        if (owner[q])
+            emu2_model_weights_free(w[q]);
+        free(base[q]);
+    }
     emu2_checkpoint_close(ck);
     emu2_backend_close(be);
     return 0;

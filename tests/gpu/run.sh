@@ -15,7 +15,8 @@
 # Environment: BUILD (default build-gpu), OUT (where logs and results go; the device tool sets it),
 # GPU_BENCH_STEPS (32), GPU_BENCH_REPEATS (3), GPU_BENCH_LAYERS (override the LLM layer count),
 # GPU_SKIP_HF=1 (no reference run), GPU_SKIP_SANITIZER=1 (no compute-sanitizer pass),
-# GPU_SKIP_QUANT=1 (no quantized-linears benchmark, tests/gpu/quant_bench.c).
+# GPU_SKIP_QUANT=1 (no quantized-linears benchmark, tests/gpu/quant_bench.c),
+# GPU_SKIP_GRAPHS=1 (no decode timing with CUDA graphs on / off, tests/gpu/graph_bench.c).
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
@@ -47,7 +48,8 @@ GPU_MIB=$(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits 2>/d
 say "gpu: ${GPU_LINE:-none found}; nvcc: $("$NVCC" --version 2>/dev/null | tail -1); CUDA_HOME=$CUDA_HOME"
 
 TESTS="test_backend_select test_random_weights test_cuda_ops test_cuda_model test_ops_attention test_ops_linear
-       test_ops_misc test_model_generate test_api"
+       test_ops_misc test_model_generate test_api test_cuda_graphs test_cuda_graph_policy test_cuda_topk test_topk_op
+       test_decoder_graph_parts"
 
 # ------------------------------------------------------------------ build
 build() {
@@ -68,6 +70,9 @@ build() {
     cc -std=c11 -Wall -Wextra -O2 -g -pthread -Icore/include -Icore -D_DEFAULT_SOURCE tests/gpu/quant_bench.c \
         "$BUILD/libemu2.a" -lturbojpeg -lpng -lsentencepiece -ljansson -lstdc++ -lm -lpthread -ldl \
         -o "$BUILD/bench/quant_bench" || return 1
+    cc -std=c11 -Wall -Wextra -O2 -g -pthread -Icore/include -Icore -D_DEFAULT_SOURCE tests/gpu/graph_bench.c \
+        "$BUILD/libemu2.a" -lturbojpeg -lpng -lsentencepiece -ljansson -lstdc++ -lm -lpthread -ldl \
+        -o "$BUILD/bench/graph_bench" || return 1
     [ -f "$BUILD/libemu2_cuda.so" ] || { say "libemu2_cuda.so was not built"; return 1; }
 }
 
@@ -142,6 +147,16 @@ run_bench() {
         "$BUILD/bench/quant_bench" --repeats "$REPEATS" >>"$res" 2>"$OUTDIR/quant_bench.log" || rc=1
         cat "$OUTDIR/quant_bench.log" >&2
     fi
+    # decode steps with CUDA graphs on and off, alternating in one process (tests/gpu/graph_bench.c):
+    # the tiny model (launch-bound: where graphs matter) and the benchmark shape
+    if [ "${GPU_SKIP_GRAPHS:-0}" != 1 ]; then
+        say "decode with CUDA graphs on / off"
+        "$BUILD/bench/graph_bench" models/emu2-tiny-digits --batches 1,8,32 --steps "$STEPS" --rounds 5 \
+            | sed 's/"bench":"decode_graphs"/"bench":"decode_graphs_tiny"/' >>"$res" 2>"$OUTDIR/graph_bench.log" || rc=1
+        "$BUILD/bench/graph_bench" "$dir" --random --batches 1,8 --steps 16 --rounds "$REPEATS" \
+            >>"$res" 2>>"$OUTDIR/graph_bench.log" || rc=1
+        cat "$OUTDIR/graph_bench.log" >&2
+    fi
     if [ "${GPU_SKIP_HF:-0}" != 1 ]; then
         say "reference (HF transformers / PyTorch)"
         PYTHONUNBUFFERED=1 python3 tests/bench/gpu_hf_reference.py "$dir/config.json" --steps "$STEPS" \
@@ -158,7 +173,8 @@ print_table() {
     awk '
     function field(s, k,   r) { r = s; if (!match(r, "\"" k "\":\"?[^,\"}]*")) return ""; r = substr(r, RSTART, RLENGTH);
                                  sub("^\"" k "\":\"?", "", r); return r }
-    { b = field($0, "bench"); n = field($0, "batch"); rate[b, n] = field($0, "rate"); frac[b, n] = field($0, "fraction") }
+    { b = field($0, "bench"); n = field($0, "batch"); rate[b, n] = field($0, "rate"); frac[b, n] = field($0, "fraction")
+      off[b, n] = field($0, "off"); launched[b, n] = field($0, "launched_fraction") }
     END {
         printf "%-22s %6s %14s %14s %9s %12s\n", "measurement", "batch", "engine", "reference", "ratio", "of ceiling"
         printf "%-22s %6s %14.1f %14s %9s %12s\n", "copy bandwidth GB/s", "-", rate["copy", 0], "", "", ""
@@ -171,6 +187,11 @@ print_table() {
         split("bf16 int8 int4 int4-g32", qf, " ")
         for (f = 1; f <= 4; f++) for (i = 1; i <= 3; i++) { n = bs[i]; b = "linears_" qf[f]; if (!((b, n) in rate)) continue
             printf "%-22s %6s %14.1f %14s %9s %11.1f%%\n", "linears " qf[f] " tok/s", n, rate[b, n], "-", "-", 100 * frac[b, n] }
+        split("decode_graphs_tiny decode_graphs", gb, " "); split("tiny shape", gn, " ")
+        for (g = 1; g <= 2; g++) for (i = 1; i <= 3; i++) { n = bs[i]; b = gb[g]; if (!((b, n) in rate)) continue
+            printf "%-22s %6s %14.1f %14s %9s %12s\n", "graphs tok/s " gn[g], n, rate[b, n], sprintf("%.1f", off[b, n]),
+                   sprintf("%.2fx", rate[b, n] / off[b, n]), sprintf("%.0f%% graphed", 100 * launched[b, n]); graphs = 1 }
+        if (graphs) print "(graphs rows: engine = decode with CUDA graphs, reference = the same model without, alternating)"
         split("1 8", is, " ")
         for (i = 1; i <= 2; i++) { n = is[i]; if (!(("vision", n) in rate)) continue
             r = rate["torch_vision", n]

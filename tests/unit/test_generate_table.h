@@ -75,7 +75,7 @@ static emu2_lm_stepper table_prefill(table_lm *t, const int *items, size_t batch
     }
     t->n_rows = batch;
     t->steps = t->reorders = 0;
-    return (emu2_lm_stepper){t, t->vocab, table_step, table_reorder};
+    return (emu2_lm_stepper){.user = t, .vocab = t->vocab, .step = table_step, .reorder = table_reorder};
 }
 
 #endif

@@ -1,6 +1,7 @@
 /* test_ops_linear.c: linear / matmul_nt on every ISA path and thread count against a double
  * reference: odd sizes, M=1 (decode) through the packed path (M >= 8), K across the 1024-column
- * block, N across the 64-row block, every weight and bias dtype, strided rows. */
+ * block, N across the 64-row block, every weight and bias dtype, strided rows; f32 weights that
+ * the packed path reads in place (K <= 1024, a multiple of 16) with partial 4-row tiles. */
 #include "check.h"
 #include "test_ops_util.h"
 
@@ -12,6 +13,9 @@ static const lin_case lin_cases[] = {
     {1, 1, 1, 0, 0},    {1, 17, 5, 3, 2},   {1, 100, 33, 0, 0}, {2, 31, 9, 0, 1},     {3, 64, 7, 0, 0},
     {5, 129, 13, 5, 0}, {7, 16, 4, 0, 0},   {8, 33, 65, 0, 0},  {9, 1030, 70, 2, 3},  {13, 8, 3, 0, 0},
     {33, 257, 131, 1, 0}, {64, 2100, 9, 0, 0}, {100, 47, 200, 0, 5},
+    /* f32 weights read in place (K <= 1024, a multiple of 16): partial last 4-row tiles, N < 4,
+     * two 64-row blocks, K exactly one block */
+    {8, 64, 70, 0, 0},  {40, 128, 131, 1, 2}, {12, 1024, 5, 0, 0}, {9, 16, 3, 0, 1},
 };
 
 /* Runs one case on one backend; returns the worst relative error (or INFINITY on a failure). */

@@ -201,9 +201,12 @@ static void shapes_on_every_path(emu2_quant_spec spec)
         printf("    (this CPU lacks %s: those paths are not tested here)\n", missing);
     /* M: 1 (decode), 3, 5 (beams), 8, 13 (prefill, ragged); K odd, not a multiple of the group,
      * and round; N odd and round */
+    /* decode rows of 256-byte steps plus whole 64-byte blocks (K 1408, 5504 in int4-g32), plus a
+     * partial block (K 1100), aligned and misaligned (index % 3 == 1) */
     static const size_t shapes[][3] = {{1, 64, 4},  {1, 77, 9},    {1, 1000, 33}, {3, 130, 17}, {5, 256, 64},
                                        {1, 33, 1},  {8, 96, 40},   {13, 1100, 70}, {9, 31, 5},  {1, 2048, 130},
-                                       {133, 160, 11}, {4, 200, 7},  {48, 2100, 150}};
+                                       {133, 160, 11}, {4, 200, 7},  {48, 2100, 150}, {1, 1408, 37}, {1, 1100, 6},
+                                       {1, 5504, 7}, {1, 1408, 5}};
     for (int c = 0; c < n; c++) {
         emu2_backend *be = test_open(&cfg[c]);
         CHECK(be);
@@ -287,6 +290,50 @@ static void vnni_differs_from_exact(emu2_backend *be, emu2_quant_spec spec, size
         CHECKF(worst < 1e-5, "%s: row kernel vs tile kernel: rel diff %g", emu2_quant_name(spec), worst);
 }
 
+/* The decode kernels against the previous ones (EMU2_CPU_QUANT_DECODE=legacy): int4's VNNI row
+ * kernel (the same integer dots and scale products) and the AVX-512 int8 dot (the same f32
+ * products), summed in another order, so equal to float rounding; over the shapes of their loops
+ * (int4: 256-byte steps, whole 64-byte blocks, a partial block, every group size; int8: 64-column
+ * steps and the K % 64 tail). */
+static void compare_with_legacy(emu2_backend *be, emu2_quant_spec spec, size_t K, size_t N)
+{
+    qweight qw;
+    float *x = malloc(K * sizeof *x), *y = malloc(N * sizeof *y), *yl = malloc(N * sizeof *yl);
+    CHECK(x && y && yl && qweight_make(&qw, spec, N, K, (int)(K % 2)));
+    fill_uniform(x, K, -1.0f, 1.0f);
+    emu2_error err = {0};
+    CHECK(be->ops->linear(be, 1, K, N, x, K, &qw.w, NULL, y, N, &err) == EMU2_OK);
+    setenv("EMU2_CPU_QUANT_DECODE", "legacy", 1);
+    CHECK(be->ops->linear(be, 1, K, N, x, K, &qw.w, NULL, yl, N, &err) == EMU2_OK);
+    unsetenv("EMU2_CPU_QUANT_DECODE");
+    double worst = 0, big = 0;
+    for (size_t n = 0; n < N; n++) {
+        worst = fmax(worst, fabs((double)y[n] - yl[n]));
+        big = fmax(big, fabs((double)yl[n]));
+    }
+    qweight_free(&qw);
+    free(x), free(y), free(yl);
+    CHECKF(big > 0 && worst / big < 1e-5, "%s K=%zu N=%zu: new vs legacy row kernel: rel diff %g",
+           emu2_quant_name(spec), K, N, worst / big);
+}
+
+TEST(row_kernel_matches_legacy)
+{
+    if (!cpu_q4_vnni_supported())
+        SKIP("this CPU has no AVX-512 VNNI");
+    emu2_backend *be = NULL;
+    CHECK(emu2_cpu_backend_open(NULL, &be, NULL) == EMU2_OK);
+    static const size_t shapes[][2] = {{2048, 9}, {5504, 6}, {1408, 5}, {1100, 7}, {77, 3}, {256, 4}, {4000, 1}};
+    static const int groups[] = {32, 64, 128};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        for (size_t g = 0; g < 3; g++)
+            compare_with_legacy(be, (emu2_quant_spec){.format = EMU2_WEIGHT_Q4, .group = groups[g]}, shapes[s][0],
+                                shapes[s][1]);
+        compare_with_legacy(be, (emu2_quant_spec){.format = EMU2_WEIGHT_Q8}, shapes[s][0], shapes[s][1]);
+    }
+    emu2_backend_close(be);
+}
+
 TEST(vnni_is_the_default)
 {
     if (!cpu_q4_vnni_supported())
@@ -345,6 +392,7 @@ int main(void)
     RUN(exact_activations);
     RUN(vnni_tiles_without_bf16);
     RUN(vnni_is_the_default);
+    RUN(row_kernel_matches_legacy);
     RUN(bad_weights_are_refused);
     return check_finish();
 }

@@ -9,8 +9,10 @@
 
 #include "common/checked.h"
 #include "common/error.h"
+#include "ops/cpu/buffer_cache.h"
 #include "ops/cpu/cpu_diffusion.h"
 #include "ops/cpu/cpu_internal.h"
+#include "ops/cpu/cpu_topk.h"
 #include "ops/cpu/kern_bf16dot.h"
 
 #define CPU_ALIGN 64
@@ -92,23 +94,38 @@ size_t cpu_gemm_m_chunks(const cpu_backend *cb, size_t n_blocks, size_t M, size_
     return (M + *m_chunk - 1) / *m_chunk;
 }
 
-float cpu_vec_elem(const emu2_tensor_view *v, size_t i)
-{
-    return cpu_load_elem(v->data, v->dtype, i);
-}
-
 /* ---------------------------------------------------------------- memory */
 
+/* Activation buffers carry their size in a CPU_ALIGN-byte header, so that a freed one can be kept
+ * in the buffer cache (buffer_cache.h) for the next alloc of a like size. */
 static float *cpu_alloc(emu2_backend *be, size_t n, emu2_error *err)
 {
-    (void)be;
-    return aligned_floats(n, err, "activation buffer");
+    size_t bytes;
+    if (!emu2_mul_size(n ? n : 1, sizeof(float), &bytes) || !emu2_add_size(bytes, 2 * CPU_ALIGN - 1, &bytes)) {
+        emu2_fail(err, EMU2_ERR_LIMIT, "cpu backend: activation buffer of %zu floats is too large", n);
+        return NULL;
+    }
+    bytes &= ~(size_t)(CPU_ALIGN - 1);
+    char *block = cpu_cache_take(&cpu_of(be)->buffers, bytes);
+    if (!block) {
+        block = aligned_alloc(CPU_ALIGN, bytes);
+        if (!block) {
+            emu2_fail(err, EMU2_ERR_NOMEM, "cpu backend: out of memory for an activation buffer (%zu bytes)", bytes);
+            return NULL;
+        }
+        memcpy(block, &bytes, sizeof bytes);
+    }
+    return (float *)(void *)(block + CPU_ALIGN);
 }
 
 static void cpu_free(emu2_backend *be, float *p)
 {
-    (void)be;
-    free(p);
+    if (!p)
+        return;
+    char *block = (char *)p - CPU_ALIGN;
+    size_t bytes;
+    memcpy(&bytes, block, sizeof bytes);
+    cpu_cache_keep(&cpu_of(be)->buffers, block, bytes);
 }
 
 static emu2_status cpu_copy(emu2_backend *be, float *dst, const float *src, size_t n, emu2_error *err)
@@ -152,6 +169,7 @@ static void cpu_destroy(emu2_backend *be)
         return;
     cpu_backend *cb = cpu_of(be);
     cpu_pool_destroy(cb->pool);
+    cpu_cache_clear(&cb->buffers);
     free(cb->scratch);
     free(cb->bf16_x);
     free(cb);
@@ -188,6 +206,7 @@ static const emu2_ops cpu_ops = {
     .silu = cpu_silu,
     .mul = cpu_mul,
     .add_row_vector = cpu_add_row_vector,
+    .top_k = cpu_top_k,
 };
 
 /* $EMU2_CPU_ISA caps the instruction set when the options leave it to us (benchmarks, bug hunts). */

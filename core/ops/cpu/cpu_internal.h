@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ops/cpu/buffer_cache.h"
 #include "ops/cpu/kernels.h"
 #include "ops/cpu/thread_pool.h"
 #include "ops/op_checks.h"
@@ -21,6 +22,7 @@ typedef struct cpu_backend {
      * calling thread before a parallel run (the backend has one caller at a time) */
     float *scratch;
     size_t scratch_per_thread;
+    cpu_buffer_cache buffers; /* freed activation buffers, kept for reuse */
 } cpu_backend;
 
 static inline cpu_backend *cpu_of(emu2_backend *be)
@@ -47,8 +49,12 @@ void cpu_parallel_for(cpu_backend *cb, size_t n, size_t min_chunk, cpu_range_fn 
 size_t cpu_gemm_m_chunks(const cpu_backend *cb, size_t n_blocks, size_t M, size_t tile_m, size_t *m_chunk);
 
 /* Argument checks: ops/op_checks.h (shared with the CUDA backend).
- * Element i of a float vector of any float dtype (for small vectors: biases, norm weights). */
-float cpu_vec_elem(const emu2_tensor_view *v, size_t i);
+ * Element i of a float vector of any float dtype (for small vectors: biases, norm weights); inline
+ * because the norms and GEMM epilogues call it per element. */
+static inline float cpu_vec_elem(const emu2_tensor_view *v, size_t i)
+{
+    return cpu_load_elem(v->data, v->dtype, i);
+}
 
 /* The ops, one file per family. */
 emu2_status cpu_linear(emu2_backend *be, size_t M, size_t K, size_t N, const float *x, size_t x_stride,

@@ -12,9 +12,10 @@
  *
  * Two kernels: cpu_q4_vnni_dot (decode) walks the weight rows one after another, so the matrix
  * is read as one sequential stream (four rows side by side, 1 KiB each for K = 2048, kept the
- * hardware prefetchers from streaming: 13 vs 19 GB/s); cpu_q4_vnni_tile (several activation rows)
- * multiplies 4 activation rows by 4 weight rows per pass, sharing every unpacked weight vector
- * and every activation load. */
+ * hardware prefetchers from streaming: 13 vs 19 GB/s), with plain loads only and a software
+ * prefetch 8 KiB ahead (see its comment: 20-24 -> ~30 GB/s); cpu_q4_vnni_tile (several activation
+ * rows) multiplies 4 activation rows by 4 weight rows per pass, sharing every unpacked weight
+ * vector and every activation load. */
 #include "ops/cpu/kern_q8q4.h"
 #include "ops/cpu/kernels.h"
 
@@ -66,15 +67,22 @@ static size_t n_records(size_t rb)
 
 /* After the records: float corr[groups], per weight group g, the sum over its blocks of
  * -8 * (activation block scale) * (block's quantized sum): the nibble offset's whole contribution
- * but for the weight scale, which the row kernel applies once per group after its loop. */
+ * but for the weight scale, which the row kernel applies with the group's scale. Then float
+ * sxc[chunks]: the activation scale of each 16-byte chunk of a weight row, in row order (the row
+ * kernel multiplies 16 of them by the weight scales at once). */
 static size_t n_groups(size_t rb)
 {
     return (rb * 2 + 31) / 32; /* enough for the smallest group (32); G = 64, 128 use fewer */
 }
 
+static size_t n_chunks(size_t rb)
+{
+    return n_records(rb) * 4;
+}
+
 size_t cpu_q4_vnni_prep_bytes(size_t rb)
 {
-    return n_records(rb) * REC + n_groups(rb) * sizeof(float);
+    return n_records(rb) * REC + (n_groups(rb) + n_chunks(rb)) * sizeof(float);
 }
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -90,7 +98,7 @@ VNNI void cpu_q4_vnni_prep(const float *x, size_t K, size_t G, size_t rb, void *
     size_t half = G / 2;
     uint8_t *base = buf;
     memset(buf, 0, cpu_q4_vnni_prep_bytes(rb));
-    float *corr = (float *)(void *)(base + n_records(rb) * REC);
+    float *corr = (float *)(void *)(base + n_records(rb) * REC), *sxc = corr + n_groups(rb);
     const __m128i ones = _mm_set1_epi8(1);
     for (size_t ch = 0; ch * 16 < rb; ch++) {
         size_t g = ch * 16 / half, c = ch * 16 % half;
@@ -109,6 +117,7 @@ VNNI void cpu_q4_vnni_prep(const float *x, size_t K, size_t G, size_t rb, void *
         __m128i sums = _mm_dpbusd_epi32(_mm_dpbusd_epi32(_mm_setzero_si128(), ones, qlo), ones, qhi);
         _mm_storeu_si128((__m128i *)(rec + 128 + in * 16), _mm_sub_epi32(_mm_setzero_si128(), _mm_slli_epi32(sums, 3)));
         _mm_storeu_ps((float *)(void *)(rec + 192 + in * 16), _mm_set1_ps(s));
+        sxc[ch] = s;
         /* 8 * sum(q) of the chunk, exactly (|sum| <= 32 * 127), times its scale, into its group */
         corr[g] -= s * (float)(8 * (_mm512_reduce_add_epi32(_mm512_cvtepi8_epi32(qlo)) +
                                     _mm512_reduce_add_epi32(_mm512_cvtepi8_epi32(qhi))));
@@ -176,8 +185,10 @@ static inline __attribute__((always_inline)) VNNI __m512 row_block(__m512 acc, c
     return _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), sc, acc);
 }
 
-VNNI void cpu_q4_vnni_dot(const void *prep, const uint8_t *w, size_t rb, const void *scales, size_t sc, size_t G,
-                          size_t nr, float *out)
+/* The previous row kernel (masked scale loads), kept for same-run A/B measurements
+ * (EMU2_CPU_QUANT_DECODE=legacy, tests/bench/bench_quant.c's ":legacy"). */
+VNNI void cpu_q4_vnni_dot_legacy(const void *prep, const uint8_t *w, size_t rb, const void *scales, size_t sc,
+                                 size_t G, size_t nr, float *out)
 {
     const uint8_t *rec = prep;
     const float *corr = (const float *)(const void *)(rec + n_records(rb) * REC);
@@ -214,6 +225,108 @@ VNNI void cpu_q4_vnni_dot(const void *prep, const uint8_t *w, size_t rb, const v
                                  _mm512_maskz_loadu_ps(m, corr + g), a1);
         }
         out[j] = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+    }
+}
+
+/* The decode row kernel. On this EPYC (Zen 5) a masked load whose line comes from DRAM holds up the
+ * weight stream: with the scales of 4 blocks read by a masked load the kernel streamed 20-24 GB/s
+ * from DRAM although it runs at 65-90 GB/s from L2; with plain loads of exactly the bytes needed,
+ * 29-31 GB/s (docs/QUANT.md). So every load of a whole block is a plain one, and only a partial last
+ * block (K % 128 != 0) uses masks. */
+
+/* The weight scales of the 4 * 128 / G groups of 256 row bytes from srow (any alignment), as f32 in
+ * the low lanes, the rest 0. */
+static inline __attribute__((always_inline)) VNNI __m512 scales_256(const uint16_t *srow, size_t G)
+{
+    if (G == 32)
+        return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)srow));
+    if (G == 64)
+        return _mm512_zextps256_ps512(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)srow)));
+    return _mm512_zextps128_ps512(_mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(const void *)srow)));
+}
+
+/* The same for the 128 / G groups of one whole 64-byte block. */
+static inline __attribute__((always_inline)) VNNI __m512 scales_64(const uint16_t *srow, size_t G)
+{
+    uint64_t v = 0;
+    memcpy(&v, srow, G == 32 ? 8 : G == 64 ? 4 : 2);
+    return _mm512_zextps128_ps512(_mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(const void *)&v)));
+}
+
+/* acc += the integer dot of the whole 64-byte block at wb against record p (offset removed by
+ * corr), times s (weight x activation scale of each lane). */
+static inline __attribute__((always_inline)) VNNI __m512 whole_block(__m512 acc, const uint8_t *wb, const uint8_t *p,
+                                                                    __m512 s)
+{
+    const __m512i low4 = _mm512_set1_epi8(15);
+    __m512i b = _mm512_loadu_si512(wb);
+    __m512i is = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(b, low4), _mm512_loadu_si512(p));
+    is = _mm512_dpbusd_epi32(is, _mm512_and_si512(_mm512_srli_epi16(b, 4), low4), _mm512_loadu_si512(p + 64));
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), s, acc);
+}
+
+/* One weight row (rb bytes, scales srow) against the prepared row; G a constant after inlining. */
+static inline __attribute__((always_inline)) VNNI float dot_row(const uint8_t *rec, const uint8_t *r, size_t rb,
+                                                               const uint16_t *srow, size_t sc, size_t G)
+{
+    const float *corr = (const float *)(const void *)(rec + n_records(rb) * REC), *sxc = corr + n_groups(rb);
+    const size_t gpb = 128 / G, full = rb / 256 * 256;
+    const __m512i gidx = group_of_lane(G);
+    /* lane l of block t of 256 bytes is in chunk 4t + l/4, whose group is (chunk * 32 / G) */
+    const __m512i c0 = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3), four = _mm512_set1_epi32(4);
+    const __m512i c1 = _mm512_add_epi32(c0, four), c2 = _mm512_add_epi32(c1, four), c3 = _mm512_add_epi32(c2, four);
+    const __m512i cg = _mm512_srli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                         G == 32 ? 0 : G == 64 ? 1 : 2);
+    /* two accumulators so consecutive blocks' FMAs do not wait on each other; ac: the offset */
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, ac = a0;
+    size_t off = 0;
+    for (; off < full; off += 256) {
+        const uint8_t *p = rec + off / 64 * REC;
+        size_t g = off / 64 * gpb;
+        for (size_t t = 0; t < 256; t += 64)
+            _mm_prefetch((const char *)(r + off + t + CPU_VNNI_ROW_PREFETCH), _MM_HINT_T0);
+        __m512 sv = scales_256(srow + g, G);
+        /* corr past this block's groups (G 64, 128) meets zero scales; it stays inside corr */
+        ac = _mm512_fmadd_ps(sv, _mm512_loadu_ps(corr + g), ac);
+        /* weight x activation scale of the 16 chunks, then spread to each block's lanes */
+        __m512 cs = _mm512_mul_ps(G == 32 ? sv : _mm512_permutexvar_ps(cg, sv), _mm512_loadu_ps(sxc + off / 16));
+        a0 = whole_block(a0, r + off, p, _mm512_permutexvar_ps(c0, cs));
+        a1 = whole_block(a1, r + off + 64, p + REC, _mm512_permutexvar_ps(c1, cs));
+        a0 = whole_block(a0, r + off + 128, p + 2 * REC, _mm512_permutexvar_ps(c2, cs));
+        a1 = whole_block(a1, r + off + 192, p + 3 * REC, _mm512_permutexvar_ps(c3, cs));
+    }
+    for (; off + 64 <= rb; off += 64) {
+        const uint8_t *p = rec + off / 64 * REC;
+        size_t g = off / 64 * gpb;
+        __m512 sv = scales_64(srow + g, G);
+        ac = _mm512_fmadd_ps(sv, _mm512_zextps128_ps512(_mm_loadu_ps(corr + g)), ac);
+        __m512 s = _mm512_mul_ps(_mm512_permutexvar_ps(gidx, sv), _mm512_loadu_ps((const float *)(const void *)(p + 192)));
+        a0 = whole_block(a0, r + off, p, s);
+    }
+    if (off < rb) { /* a partial last block: masked loads, and the offset of its groups */
+        a1 = row_block(a1, r, off, bytes_mask(off, rb), rec + off / 64 * REC, block_scales(srow, sc, off / 64, gpb, gidx));
+        for (size_t g = off / 64 * gpb; g < sc; g += 16) {
+            __mmask16 m = sc - g >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (sc - g)) - 1u);
+            ac = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, srow + g)),
+                                 _mm512_maskz_loadu_ps(m, corr + g), ac);
+        }
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), ac));
+}
+
+/* Rows one after another: one sequential stream of the matrix, prefetched CPU_VNNI_ROW_PREFETCH
+ * ahead (kern_vnni_tile.h). */
+VNNI void cpu_q4_vnni_dot(const void *prep, const uint8_t *w, size_t rb, const void *scales, size_t sc, size_t G,
+                          size_t nr, float *out)
+{
+    const uint8_t *rec = prep;
+    const uint8_t *sb = scales;
+    for (size_t j = 0; j < nr; j++) {
+        const uint8_t *r = w + j * rb;
+        const uint16_t *srow = (const uint16_t *)(const void *)(sb + j * sc * 2);
+        out[j] = G == 32   ? dot_row(rec, r, rb, srow, sc, 32)
+                 : G == 64 ? dot_row(rec, r, rb, srow, sc, 64)
+                           : dot_row(rec, r, rb, srow, sc, 128);
     }
 }
 
@@ -260,6 +373,12 @@ void cpu_q4_vnni_prep(const float *x, size_t K, size_t G, size_t rb, void *buf)
 
 void cpu_q4_vnni_dot(const void *prep, const uint8_t *w, size_t rb, const void *scales, size_t sc, size_t G,
                      size_t nr, float *out)
+{
+    (void)prep, (void)w, (void)rb, (void)scales, (void)sc, (void)G, (void)nr, (void)out;
+}
+
+void cpu_q4_vnni_dot_legacy(const void *prep, const uint8_t *w, size_t rb, const void *scales, size_t sc, size_t G,
+                            size_t nr, float *out)
 {
     (void)prep, (void)w, (void)rb, (void)scales, (void)sc, (void)G, (void)nr, (void)out;
 }

@@ -21,6 +21,8 @@ typedef struct cpu_qkernels {
      * bytes), group G (multiple of 32); the last group may be partial (K % G != 0). */
     void (*dot_q4)(const float *x, const uint8_t *w, size_t rb, const void *scales, size_t sc, size_t G, size_t K,
                    size_t nr, float *out);
+    /* where set: the dot_q8 before its rewrite, for same-run A/B runs (EMU2_CPU_QUANT_DECODE=legacy) */
+    void (*dot_q8_legacy)(const float *x, const int8_t *w, size_t K, size_t nr, const void *scales, float *out);
 } cpu_qkernels;
 
 extern const cpu_qkernels cpu_qkernels_scalar;
@@ -45,6 +47,9 @@ size_t cpu_q4_vnni_prep_bytes(size_t rb);
 void cpu_q4_vnni_prep(const float *x, size_t K, size_t G, size_t rb, void *buf);
 void cpu_q4_vnni_dot(const void *prep, const uint8_t *w, size_t rb, const void *scales, size_t sc, size_t G,
                      size_t nr, float *out);
+/* the previous row kernel, for same-run A/B measurements (EMU2_CPU_QUANT_DECODE=legacy) */
+void cpu_q4_vnni_dot_legacy(const void *prep, const uint8_t *w, size_t rb, const void *scales, size_t sc, size_t G,
+                            size_t nr, float *out);
 void cpu_q4_vnni_tile(const void *prep, size_t prep_stride, size_t mr, const uint8_t *w, size_t rb,
                       const void *scales, size_t sc, size_t G, size_t nr, float out[CPU_VNNI_TM][CPU_Q_ROWS]);
 

@@ -8,7 +8,9 @@
  *    M and int8 at M >= Q_SMALL_M: the activation rows are quantized to int8 blocks of 32 once per
  *    call, then integer dot products: one weight row after another for a single row (int4
  *    decode), 4x4 tiles for more rows (beams, prefill). Threads split N.
- *    $EMU2_CPU_QUANT_EXACT=1 turns it off (f32 activations, the paths below).
+ *    $EMU2_CPU_QUANT_EXACT=1 turns it off (f32 activations, the paths below);
+ *    $EMU2_CPU_QUANT_DECODE=legacy runs the decode kernels of before their rewrite (same-run A/B:
+ *    the int4 VNNI row kernel and the AVX-512 int8 dot).
  *  - small M (decode): the dot kernels (kern_q8q4_*.c) read the quantized rows directly, four
  *    weight rows per call; threads split N. Weight bytes are streamed once per call, which is
  *    where the 2x (int8) / ~3.5x (int4) fewer bytes than bf16 turn into speed.
@@ -47,6 +49,7 @@ struct qlin_job {
     size_t rb, sc; /* bytes of a row of values, scales per row */
     const uint8_t *xprep; /* VNNI paths: the x rows as int8 blocks (kern_q4/q8_vnni.c), prep_stride apart */
     size_t prep_stride;
+    int legacy_decode; /* $EMU2_CPU_QUANT_DECODE=legacy: the previous decode kernels, for A/B runs */
 };
 
 /* y[m, n0 + i] = out[i] (+ bias), i < nr. */
@@ -70,7 +73,8 @@ static void direct_range(void *p, size_t t0, size_t t1, int thread)
         for (size_t m = 0; m < j->M; m++) {
             const float *xr = j->x + m * j->ldx;
             if (j->W->format == EMU2_WEIGHT_Q8)
-                j->qk->dot_q8(xr, (const int8_t *)(q + n0 * j->rb), j->K, nr, s + n0 * 4, out);
+                (j->legacy_decode && j->qk->dot_q8_legacy ? j->qk->dot_q8_legacy : j->qk->dot_q8)(
+                    xr, (const int8_t *)(q + n0 * j->rb), j->K, nr, s + n0 * 4, out);
             else
                 j->qk->dot_q4(xr, q + n0 * j->rb, j->rb, s + n0 * j->sc * 2, j->sc, (size_t)j->W->group, j->K, nr,
                               out);
@@ -107,7 +111,8 @@ static void vnni_range(void *p, size_t t0, size_t t1, int thread)
         for (size_t n = n0; n < n1; n += CPU_Q_ROWS) {
             float out[CPU_Q_ROWS];
             size_t nr = n1 - n < CPU_Q_ROWS ? n1 - n : CPU_Q_ROWS;
-            cpu_q4_vnni_dot(j->xprep, q + n * j->rb, j->rb, s + n * j->sc * 2, j->sc, G, nr, out);
+            (j->legacy_decode ? cpu_q4_vnni_dot_legacy : cpu_q4_vnni_dot)(j->xprep, q + n * j->rb, j->rb,
+                                                                          s + n * j->sc * 2, j->sc, G, nr, out);
             store_rows(j, 0, n, nr, out);
         }
         return;
@@ -183,6 +188,13 @@ static int exact_activations(void)
     return e && !strcmp(e, "1");
 }
 
+/* $EMU2_CPU_QUANT_DECODE=legacy: the decode kernels before their rewrite (same-run A/B). */
+static int legacy_decode(void)
+{
+    const char *e = getenv("EMU2_CPU_QUANT_DECODE");
+    return e && !strcmp(e, "legacy");
+}
+
 /* The bf16 prefill path, unless $EMU2_CPU_QUANT_BF16=0 (tests of the VNNI tiles, A/B runs) or exact. */
 static int bf16_prefill(const cpu_backend *cb, size_t M, int exact)
 {
@@ -199,7 +211,8 @@ emu2_status cpu_linear_quant(emu2_backend *be, size_t M, size_t K, size_t N, con
     emu2_quant_spec spec = {.format = W->format, .group = W->group};
     struct qlin_job j = {.k = cb->k, .qk = cpu_qkernels_for(cb->k->isa), .W = W, .M = M, .K = K, .N = N, .x = x,
                          .ldx = x_stride, .bias = bias, .y = y, .ldy = y_stride,
-                         .rb = emu2_quant_q_row_bytes(spec, K), .sc = emu2_quant_scale_row_count(spec, K)};
+                         .rb = emu2_quant_q_row_bytes(spec, K), .sc = emu2_quant_scale_row_count(spec, K),
+                         .legacy_decode = legacy_decode()};
     int q8 = W->format == EMU2_WEIGHT_Q8, exact = exact_activations();
     if (bf16_prefill(cb, M, exact)) {
         cpu_bf16_weights bw = {.pack = pack_quant_panel, .ctx = &j, .data = W->w.data, .row_bytes = j.rb,

@@ -96,7 +96,8 @@ emu2_status cpu_linear(emu2_backend *be, size_t M, size_t K, size_t N, const flo
     if (cb->bf16_dot && w->dtype == EMU2_DT_BF16)
         return cpu_bf16_gemm(cb, M, K, N, x, x_stride, (const uint16_t *)w->data, bias, y, y_stride, err);
     cpu_packed_gemm g = {.M = M, .K = K, .N = N, .x = x, .ldx = x_stride, .bias = bias, .y = y, .ldy = y_stride,
-                         .weight_rows = float_weight_rows, .weight_ctx = &j};
+                         .weight_rows = float_weight_rows, .weight_ctx = &j,
+                         .w_f32 = w->dtype == EMU2_DT_F32 ? (const float *)w->data : NULL};
     return cpu_packed_gemm_run(cb, &g, err);
 }
 

@@ -42,16 +42,31 @@ static void packed_task(void *p, size_t task, int thread)
 
     for (size_t m = m0; m < m1; m++) {
         float *yr = g->y + m * g->ldy;
-        if (g->bias)
+        if (!g->bias)
+            memset(yr + n0, 0, (n1 - n0) * sizeof(float));
+        else if (g->bias->dtype == EMU2_DT_F32)
+            memcpy(yr + n0, (const float *)g->bias->data + n0, (n1 - n0) * sizeof(float));
+        else
             for (size_t n = n0; n < n1; n++)
                 yr[n] = cpu_vec_elem(g->bias, n);
-        else
-            memset(yr + n0, 0, (n1 - n0) * sizeof(float));
     }
     for (size_t k0 = 0; k0 < g->K; k0 += CPU_PACK_BLOCK_K) {
         size_t kl = g->K - k0 < CPU_PACK_BLOCK_K ? g->K - k0 : CPU_PACK_BLOCK_K;
         size_t kp = (kl + CPU_KPAD - 1) / CPU_KPAD * CPU_KPAD;
-        pack_weight_block(g, n0, rows, k0, kl, kp, bp);
+        /* f32 weights of one whole k block (K <= CPU_PACK_BLOCK_K, a multiple of CPU_KPAD) are
+         * read in place: the 64-row block is at most 256 KiB, so it stays in L2 as a packed copy
+         * would, and the copy cost as much as the multiply-adds at a few dozen rows (decode
+         * batches). Only a partial last 4-row tile is copied, zero-padded. */
+        const float *wb = bp;
+        size_t whole = rows;
+        if (g->w_f32 && kl == g->K && kl == kp) {
+            wb = g->w_f32 + n0 * g->K;
+            whole = rows / CPU_TILE_N * CPU_TILE_N;
+            if (whole < rows)
+                pack_weight_block(g, n0 + whole, rows - whole, k0, kl, kp, bp + whole * kp);
+        } else {
+            pack_weight_block(g, n0, rows, k0, kl, kp, bp);
+        }
         for (size_t m = m0; m < m1; m += CPU_TILE_M) {
             size_t mr = m1 - m < CPU_TILE_M ? m1 - m : CPU_TILE_M;
             /* x rows are read in place when the tile is whole (the usual case: real widths are
@@ -73,11 +88,15 @@ static void packed_task(void *p, size_t task, int thread)
             }
             for (size_t r = 0; r < rows; r += CPU_TILE_N) {
                 size_t nr = rows - r < CPU_TILE_N ? rows - r : CPU_TILE_N;
-                j->k->tile_packed(at, lda, bp + r * kp, kp, c);
+                j->k->tile_packed(at, lda, (r < whole ? wb : bp) + r * kp, kp, c);
                 for (size_t i = 0; i < mr; i++) {
                     float *yr = g->y + (m + i) * g->ldy + n0 + r;
-                    for (size_t q = 0; q < nr; q++)
-                        yr[q] += c[i * CPU_TILE_N + q];
+                    if (nr == CPU_TILE_N) /* a constant trip count: one vector add */
+                        for (size_t q = 0; q < CPU_TILE_N; q++)
+                            yr[q] += c[i * CPU_TILE_N + q];
+                    else
+                        for (size_t q = 0; q < nr; q++)
+                            yr[q] += c[i * CPU_TILE_N + q];
                 }
             }
         }

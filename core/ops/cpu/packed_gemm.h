@@ -23,6 +23,8 @@ typedef struct cpu_packed_gemm {
     size_t ldy;
     cpu_weight_rows_fn weight_rows;
     const void *weight_ctx;
+    const float *w_f32; /* the weights when they are f32 [N, K] rows (read in place when K fits one
+                         * block), else NULL */
 } cpu_packed_gemm;
 
 /* y[M, N] = x . W^T (+ bias) on the backend's threads; arguments already checked. */

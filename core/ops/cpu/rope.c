@@ -22,7 +22,8 @@ static void rope_rows(void *p, size_t r0, size_t r1, int thread)
     float cs[EMU2_ROPE_MAX_HALF], sn[EMU2_ROPE_MAX_HALF];
     for (size_t r = r0; r < r1; r++) {
         float fpos = (float)j->pos[r];
-        for (size_t i = 0; i < j->half; i++) {
+        /* the rows of a batched decode step mostly share one position: its table is kept */
+        for (size_t i = 0; i < j->half && (r == r0 || j->pos[r] != j->pos[r - 1]); i++) {
             float angle = fpos * j->inv_freq[i];
             /* f32 of the exact cos/sin, as a correctly rounded f32 cos would give */
             float c = (float)cos((double)angle), s = (float)sin((double)angle);
