@@ -342,6 +342,14 @@ static emu2_status sp_log_softmax(emu2_backend *be, size_t rows, size_t n, const
     return c->ops->log_softmax(c, rows, n, x, y, err);
 }
 
+/* The logits live on the child that ran lm_head (the current one). */
+static emu2_status sp_top_k(emu2_backend *be, size_t rows, size_t n, const float *x, size_t k, unsigned flags,
+                            float *values, int32_t *ids, emu2_error *err)
+{
+    ON(NULL);
+    return c->ops->top_k(c, rows, n, x, k, flags, values, ids, err);
+}
+
 static emu2_status sp_embedding(emu2_backend *be, size_t n_ids, const int32_t *ids, const emu2_tensor_view *table,
                                 float *out, emu2_error *err)
 {
@@ -441,6 +449,7 @@ static const emu2_ops split_template = {
     .silu_mul = sp_silu_mul,
     .softmax = sp_softmax,
     .log_softmax = sp_log_softmax,
+    .top_k = sp_top_k,
     .embedding = sp_embedding,
     .avgpool2d = sp_avgpool2d,
     .patchify = sp_patchify,
@@ -494,6 +503,8 @@ emu2_status emu2_split_backend_create(emu2_backend **children, int n, emu2_backe
         sb->ops.mul = NULL;
     if (!co->add_row_vector)
         sb->ops.add_row_vector = NULL;
+    if (!co->top_k)
+        sb->ops.top_k = NULL;
     sb->base.ops = &sb->ops;
     sb->base.threads = children[0]->threads;
     sb->base.isa = children[0]->isa;

@@ -155,6 +155,12 @@ static emu2_status spy_add(emu2_backend *be, size_t n, const float *a, const flo
     IN;
     return in->ops->add(in, n, a, b, y, err);
 }
+static emu2_status spy_top_k(emu2_backend *be, size_t rows, size_t n, const float *x, size_t k, unsigned flags,
+                             float *values, int32_t *ids, emu2_error *err)
+{
+    IN;
+    return in->ops->top_k(in, rows, n, x, k, flags, values, ids, err);
+}
 static emu2_status spy_copy_rows(emu2_backend *be, size_t n_rows, size_t cols, const float *src, size_t ss,
                                  size_t sn, const int32_t *sr, float *dst, size_t ds, size_t dn, const int32_t *dr,
                                  emu2_error *err)
@@ -181,6 +187,7 @@ static const emu2_ops spy_ops = {
     .embedding = spy_embedding,
     .add = spy_add,
     .copy_rows = spy_copy_rows,
+    .top_k = spy_top_k,
     .wait_for = spy_wait_for,
 };
 
@@ -276,6 +283,21 @@ TEST(tiny_model_through_a_two_way_split)
     CHECK(s0->foreign_weights == 0 && s1->foreign_weights == 0); /* each op where its weight is */
     CHECK(s0->waits + s1->waits > waits_before);                  /* hand-overs happened */
     CHECK(!memcmp(want, got, 4 * V * sizeof *want));
+    /* the search's top-k goes to the current child (the logits' one): best id = argmax per row */
+    float *dev = split->ops->alloc(split, 4 * V, &err);
+    float tv[4 * 3];
+    int32_t ti[4 * 3];
+    CHECK(dev && split->ops->upload(split, dev, got, 4 * V, &err) == EMU2_OK && split->ops->top_k &&
+          split->ops->top_k(split, 4, V, dev, 3, 0, tv, ti, &err) == EMU2_OK);
+    for (size_t r = 0; r < 4; r++) {
+        size_t best = 0;
+        for (size_t v = 1; v < V; v++)
+            best = got[r * V + v] > got[r * V + best] ? v : best;
+        CHECKF(ti[r * 3] == (int32_t)best && tv[r * 3] == got[r * V + best] && tv[r * 3] >= tv[r * 3 + 1] &&
+                   tv[r * 3 + 1] >= tv[r * 3 + 2],
+               "row %zu: top id %d, argmax %zu", r, ti[r * 3], best);
+    }
+    split->ops->free(split, dev);
     emu2_model_weights_free(w);
     CHECK(s0->n_prepared == 0 && s1->n_prepared == 0);   /* every weight released by its owner */
     CHECK(s0->live_allocs == 0 && s1->live_allocs == 0); /* every buffer freed by its owner */
