@@ -105,6 +105,10 @@ INLINE512 void row_dots(const float *x, size_t ldx, const int mr, const char *wr
         }
     }
     for (; q + 64 <= k; q += 64) {
+        /* 8 KiB ahead, every line of the step: a decode step walks ~100 matrices and the hardware
+         * prefetchers restart on each (as kern_vnni_tile.h's CPU_VNNI_ROW_PREFETCH) */
+        for (size_t b = 0; b < 64 * es; b += 64)
+            _mm_prefetch(wr + q * es + b + 8192, _MM_HINT_T0);
 #pragma GCC unroll 4
         for (int u = 0; u < 4; u++) {
             __m512 wv = load_w16_full(wr, dt, q + 16 * (size_t)u);
