@@ -173,6 +173,11 @@ static int install(cuda_backend *cb, cudaGraph_t graph, int *updated)
         (void)cudaGetLastError();
         drop_part(cb, cb->graph.part);
         if (!cuda_graph_policy_update_refused(&cb->graph.policy)) {
+            /* the runtime's word on the last refusal goes with the reason (docs/CUDA_GRAPHS.md) */
+            char *r = cb->graph.policy.reason;
+            size_t len = strlen(r);
+            snprintf(r + len, sizeof cb->graph.policy.reason - len, " (last: %s, cudaGraphExecUpdateResult %d)",
+                     cudaGetErrorName(e), (int)info.result);
             drop_exec(cb);
             note_state(cb);
             return 0;
@@ -207,7 +212,10 @@ static int finish_part(cuda_backend *cb, int ok)
             return give_up(cb, 0, broken ? "stream capture invalidated by an op" : "stream capture",
                            e != cudaSuccess ? e : q);
         (void)cudaGetLastError();
-        cuda_graph_policy_dropped(&cb->graph.policy); /* the step's own error: the rerun reports it */
+        if (cuda_graph_policy_dropped(&cb->graph.policy)) { /* the step's own error: the rerun reports it */
+            drop_exec(cb);
+            note_state(cb);
+        }
         return 0;
     }
     int updated = 0, installed = install(cb, graph, &updated);

@@ -132,6 +132,7 @@ void cuda_graph_policy_launched(cuda_graph_policy *p, int updated)
         p->c.instantiations++;
     }
     p->transient_in_row = 0;
+    p->dropped_in_row = 0;
 }
 
 int cuda_graph_policy_failed(cuda_graph_policy *p, int transient, const char *what)
@@ -151,8 +152,14 @@ int cuda_graph_policy_failed(cuda_graph_policy *p, int transient, const char *wh
     return 1;
 }
 
-void cuda_graph_policy_dropped(cuda_graph_policy *p)
+int cuda_graph_policy_dropped(cuda_graph_policy *p)
 {
     p->c.fallbacks++;
     p->prev_valid = 0;
+    if (++p->dropped_in_row < CUDA_GRAPH_MAX_DROPPED)
+        return 0;
+    char why[96];
+    snprintf(why, sizeof why, "%u recordings in a row dropped by a failing op", p->dropped_in_row);
+    turn_off(p, why);
+    return 1;
 }

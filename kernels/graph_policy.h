@@ -29,6 +29,10 @@
 /* Recordings in a row lost to a passing cause (the staging ring grown for the next try) before
  * graphs are given up. */
 #define CUDA_GRAPH_MAX_TRANSIENT 4
+/* Recordings in a row dropped by an op's own error (each rerun op by op reports it) before graphs
+ * are given up: an op that fails only while recorded (a capture-specific refusal that does not
+ * invalidate the capture) would otherwise cost a recording and a rerun on every step. */
+#define CUDA_GRAPH_MAX_DROPPED 4
 /* Mode auto's trial: samples per side, steps per block of one side, and the gain graphs must show. */
 #define CUDA_GRAPH_TRIAL_SAMPLES 12
 #define CUDA_GRAPH_TRIAL_BLOCK 4
@@ -57,7 +61,7 @@ typedef struct cuda_graph_policy {
     int trial;        /* mode auto, still measuring */
     int have_key;
     uint64_t key;     /* the previous step's key */
-    unsigned refusals_in_row, transient_in_row;
+    unsigned refusals_in_row, transient_in_row, dropped_in_row;
     /* the trial: the previous step's start and how it ran; samples in seconds, [0] op by op, [1] graphs */
     double prev_start;
     int prev_valid, prev_graph;
@@ -86,7 +90,9 @@ void cuda_graph_policy_launched(cuda_graph_policy *p, int updated);
  * graphs are given up otherwise. Returns 1 when graphs are now off (the caller destroys its graphs). */
 int cuda_graph_policy_failed(cuda_graph_policy *p, int transient, const char *what);
 /* A recorded part was dropped because an op of the step itself failed (bad arguments): it runs op
- * by op and reports that error; graphs stay as they are. */
-void cuda_graph_policy_dropped(cuda_graph_policy *p);
+ * by op and reports that error; graphs stay as they are, unless CUDA_GRAPH_MAX_DROPPED recordings
+ * in a row (no launch between) were dropped. Returns 1 when graphs are now off (the caller
+ * destroys its graphs). */
+int cuda_graph_policy_dropped(cuda_graph_policy *p);
 
 #endif

@@ -113,7 +113,7 @@ TEST(failures_keep_their_reason_and_drops_change_nothing)
     init_on(&p);
     cuda_graph_policy_begin(&p, 5, tick());
     CHECK(cuda_graph_policy_begin(&p, 5, tick()));
-    cuda_graph_policy_dropped(&p); /* the step's own op failed: graphs stay on */
+    CHECK(!cuda_graph_policy_dropped(&p)); /* the step's own op failed: graphs stay on */
     CHECK(!p.off && cuda_graph_policy_begin(&p, 5, tick()));
     CHECK(cuda_graph_policy_failed(&p, 0, "stream capture: cudaErrorStreamCaptureUnsupported"));
     CHECK(p.off && !strcmp(p.reason, "stream capture: cudaErrorStreamCaptureUnsupported"));
@@ -125,6 +125,30 @@ TEST(failures_keep_their_reason_and_drops_change_nothing)
     CHECK(!cuda_graph_policy_begin(&p, 5, tick()) && cuda_graph_policy_begin(&p, 5, tick()));
     cuda_graph_policy_set(&p, CUDA_GRAPHS_OFF);
     CHECK(p.off && strstr(p.reason, "caller") && !cuda_graph_policy_begin(&p, 5, tick()));
+}
+
+/* Drops in a row (no launch between) give graphs up: an op that fails only while recorded must not
+ * cost a recording and a rerun on every step; a launch starts the count again. */
+TEST(drops_in_a_row_give_up)
+{
+    cuda_graph_policy p;
+    init_on(&p);
+    cuda_graph_policy_begin(&p, 5, tick());
+    for (int i = 0; i < CUDA_GRAPH_MAX_DROPPED - 1; i++) {
+        CHECK(cuda_graph_policy_begin(&p, 5, tick()));
+        CHECK(!cuda_graph_policy_dropped(&p) && !p.off);
+    }
+    CHECK(cuda_graph_policy_begin(&p, 5, tick()));
+    cuda_graph_policy_launched(&p, 0); /* the count starts again */
+    for (int i = 0; i < CUDA_GRAPH_MAX_DROPPED - 1; i++) {
+        CHECK(cuda_graph_policy_begin(&p, 5, tick()));
+        CHECK(!cuda_graph_policy_dropped(&p) && !p.off);
+    }
+    CHECK(cuda_graph_policy_begin(&p, 5, tick()));
+    CHECK(cuda_graph_policy_dropped(&p));
+    CHECKF(p.off && strstr(p.reason, "in a row dropped"), "reason \"%s\"", p.reason);
+    CHECK(!cuda_graph_policy_begin(&p, 5, tick()));
+    CHECK(p.c.fallbacks == 2 * CUDA_GRAPH_MAX_DROPPED - 1 && p.c.launched == 1);
 }
 
 /* Mode auto: drives steps of one key whose wall times are `graph_s` with graphs and `eager_s`
@@ -223,7 +247,8 @@ TEST(random_runs_add_up)
             CHECK(!was_off);
             unsigned what = roll(200);
             if (what == 0) {
-                cuda_graph_policy_dropped(&p);
+                if (cuda_graph_policy_dropped(&p))
+                    exec = 0;
             } else if (what <= 2) {
                 if (cuda_graph_policy_failed(&p, what == 1, "x"))
                     exec = 0;
@@ -259,6 +284,7 @@ int main(void)
     RUN(refused_updates_instantiate_then_give_up);
     RUN(passing_causes_are_retried_then_given_up);
     RUN(failures_keep_their_reason_and_drops_change_nothing);
+    RUN(drops_in_a_row_give_up);
     RUN(trial_keeps_graphs_that_are_faster);
     RUN(trial_turns_off_graphs_that_do_not_pay);
     RUN(trial_samples_skip_warm_ups_and_failures);
