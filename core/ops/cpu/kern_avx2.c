@@ -75,8 +75,11 @@ INLINE2 void row_dots(const float *x, size_t ldx, const int mr, const void *wr, 
 #pragma GCC unroll 4
         for (int u = 0; u < 4; u++)
             acc[i][u] = _mm256_setzero_ps();
-    size_t q = 0, k8 = k & ~(size_t)7;
+    size_t q = 0, k8 = k & ~(size_t)7, es = dt == EMU2_DT_F32 ? 4 : 2;
     for (; q + 32 <= k; q += 32) {
+        /* 8 KiB ahead, every line of the step (see kern_avx512.c's row_dots) */
+        for (size_t b = 0; b < 32 * es; b += 64)
+            _mm_prefetch((const char *)wr + q * es + b + 8192, _MM_HINT_T0);
 #pragma GCC unroll 4
         for (int u = 0; u < 4; u++) {
             __m256 wv = load_w8(wr, dt, q + 8 * (size_t)u);
