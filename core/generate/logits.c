@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "common/error.h"
+#include "common/log_softmax.h"
 
 emu2_status emu2_logits_check(const float *row, int32_t vocab, size_t row_index, size_t step, emu2_error *err)
 {
@@ -34,11 +35,8 @@ static float row_max(const float *row, int32_t vocab)
 void emu2_log_softmax(float *row, int32_t vocab)
 {
     float m = row_max(row, vocab);
-    double sum = 0.0;
-    for (int32_t i = 0; i < vocab; i++)
-        sum += (double)expf(row[i] - m);
     /* torch keeps this order, (x - max) - log(sum), all in fp32 */
-    float log_sum = logf((float)sum);
+    float log_sum = emu2_log_sum_exp(row, (size_t)vocab, m);
     for (int32_t i = 0; i < vocab; i++)
         row[i] = (row[i] - m) - log_sum;
 }

@@ -203,15 +203,9 @@ static emu2_status item_candidates(const emu2_search_ctx *c, beam_state *s, size
                                 s->vocab, s->list, s->top);
         if (*n)
             return EMU2_OK;
-        if (!c->lm->last_logits) /* emu2_beam_item_next_topk checks first: never here */
-            return emu2_fail(err, EMU2_ERR_INTERNAL, "beam search: undecided candidates without full logits");
-        if (!s->full_ready) {
-            emu2_status st = c->lm->last_logits(c->lm->user, s->logits, err);
-            if (st != EMU2_OK)
-                return st;
-            s->full_ready = 1;
-            s->fallbacks++;
-        }
+        emu2_status st = emu2_topk_full_rows(c->lm, s->logits, &s->full_ready, &s->fallbacks, err);
+        if (st != EMU2_OK)
+            return st;
     }
     for (size_t j = 0; j < s->nb; j++) {
         emu2_status st = score_row(c, s, item * s->nb + j, step, err);

@@ -118,13 +118,9 @@ static emu2_status choose(const emu2_search_ctx *c, greedy_state *s, size_t b, s
     if (s->k) { /* the last step handed over candidates only */
         if (emu2_topk_greedy_choose(o, s->cand_v + b * s->k, s->cand_i + b * s->k, s->k, rng, &s->tk, &s->chosen[b]))
             return EMU2_OK;
-        if (!s->full_ready) {
-            emu2_status st = c->lm->last_logits(c->lm->user, s->logits, err);
-            if (st != EMU2_OK)
-                return st;
-            s->full_ready = 1;
-            s->fallbacks++;
-        }
+        emu2_status st = emu2_topk_full_rows(c->lm, s->logits, &s->full_ready, &s->fallbacks, err);
+        if (st != EMU2_OK)
+            return st;
     }
     const float *row = s->logits + b * (size_t)vocab;
     emu2_status st = emu2_logits_check(row, vocab, b, step, err);

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/error.h"
+
 static int stepper_has_topk(const emu2_lm_stepper *lm)
 {
     return lm->step_topk && lm->last_logits && lm->topk_max > 0;
@@ -132,4 +134,19 @@ size_t emu2_topk_beam_top(const float *values, const int32_t *ids, size_t k, siz
     qsort(list, n, sizeof *list, by_score_then_flat);
     memcpy(top, list, want * sizeof *top);
     return want;
+}
+
+emu2_status emu2_topk_full_rows(const emu2_lm_stepper *lm, float *logits, int *ready, size_t *fallbacks,
+                                emu2_error *err)
+{
+    if (*ready)
+        return EMU2_OK;
+    if (!lm->last_logits) /* the k functions offer candidates only with last_logits: never here */
+        return emu2_fail(err, EMU2_ERR_INTERNAL, "search: undecided candidates without full logits");
+    emu2_status st = lm->last_logits(lm->user, logits, err);
+    if (st != EMU2_OK)
+        return st;
+    *ready = 1;
+    (*fallbacks)++;
+    return EMU2_OK;
 }

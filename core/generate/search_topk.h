@@ -42,4 +42,9 @@ int emu2_topk_greedy_choose(const emu2_gen_options *o, const float *values, cons
 size_t emu2_topk_beam_top(const float *values, const int32_t *ids, size_t k, size_t nb, const float *beam_scores,
                           size_t vocab, emu2_beam_candidate *list, emu2_beam_candidate *top);
 
+/* The last step's full rows into logits for a choice its candidates could not decide: fetched once
+ * per step (*ready, cleared by the caller at each step), each such step counted in *fallbacks. */
+emu2_status emu2_topk_full_rows(const emu2_lm_stepper *lm, float *logits, int *ready, size_t *fallbacks,
+                                emu2_error *err);
+
 #endif

@@ -347,10 +347,8 @@ static emu2_status step_ops(emu2_decoder_session *s, const step_in *in, emu2_err
             break;
         if (recording && to < L) {
             int r = o->step_cut(be);
-            if (!(r & EMU2_STEP_CUT_LAUNCHED) && !(r & EMU2_STEP_CUT_RECORDING)) { /* the part did not run */
-                pass_prepare(s, 1, s->len, &p);
+            if (!(r & EMU2_STEP_CUT_LAUNCHED) && !(r & EMU2_STEP_CUT_RECORDING)) /* the part did not run */
                 st = step_part(s, in, &p, part_from, to, err);
-            }
             if ((r & EMU2_STEP_CUT_LAUNCHED) || !(r & EMU2_STEP_CUT_RECORDING))
                 part_from = to;
             recording = (r & EMU2_STEP_CUT_RECORDING) != 0;
@@ -359,22 +357,20 @@ static emu2_status step_ops(emu2_decoder_session *s, const step_in *in, emu2_err
         }
         from = to;
     } while (from < L);
-    if (recording && !o->step_end(be, st == EMU2_OK)) { /* the last part did not run */
-        pass_prepare(s, 1, s->len, &p);
+    if (recording && !o->step_end(be, st == EMU2_OK)) /* the last part did not run: p still holds */
         st = step_part(s, in, &p, part_from, L, err);
-    }
     return st;
 }
 
 /* One position per row: step_ops, then the downloads. */
-static emu2_status step_forward(emu2_decoder_session *s, const int32_t *ids, const float *embeds, float *logits,
-                                float *hidden, emu2_error *err)
+static emu2_status step_forward(emu2_decoder_session *s, const int32_t *ids, const float *embeds, int want_logits,
+                                float *logits, float *hidden, emu2_error *err)
 {
     for (size_t b = 0; b < s->rows; b++) {
         s->positions[b] = s->n_real[b];
         s->mask[b * s->max_len + s->len] = 1;
     }
-    step_in in = {ids, embeds, logits != NULL};
+    step_in in = {ids, embeds, want_logits};
     emu2_status st = step_ops(s, &in, err);
     if (st != EMU2_OK) {
         for (size_t b = 0; b < s->rows; b++)
@@ -402,12 +398,18 @@ emu2_status emu2_decoder_step(emu2_decoder_session *s, const int32_t *ids, float
                               emu2_error *err)
 {
     emu2_status st = step_check(s, ids, err);
-    return st ? st : step_forward(s, ids, NULL, logits, hidden, err);
+    return st ? st : step_forward(s, ids, NULL, logits != NULL, logits, hidden, err);
 }
 
 emu2_status emu2_decoder_step_embeds(emu2_decoder_session *s, const float *embeds, float *logits, float *hidden,
                                      emu2_error *err)
 {
     emu2_status st = step_check(s, embeds, err);
-    return st ? st : step_forward(s, NULL, embeds, logits, hidden, err);
+    return st ? st : step_forward(s, NULL, embeds, logits != NULL, logits, hidden, err);
+}
+
+emu2_status emu2_decoder_step_resident(emu2_decoder_session *s, const int32_t *ids, emu2_error *err)
+{
+    emu2_status st = step_check(s, ids, err);
+    return st ? st : step_forward(s, ids, NULL, 1, NULL, NULL, err);
 }

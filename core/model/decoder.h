@@ -50,6 +50,9 @@ emu2_status emu2_decoder_prefill(emu2_decoder_session *s, size_t rows, size_t T,
 /* Appends one token per row: ids HOST [rows] (checked against the vocabulary). Outputs as prefill. */
 emu2_status emu2_decoder_step(emu2_decoder_session *s, const int32_t *ids, float *logits, float *hidden,
                               emu2_error *err);
+/* The same, with the logits left in backend memory (the session's lm_head output, inside the step
+ * and so inside a backend's step graph) for the top_k op: decoder_stepper.h. */
+emu2_status emu2_decoder_step_resident(emu2_decoder_session *s, const int32_t *ids, emu2_error *err);
 /* The same with an embedding per row instead of a token (BACKEND [rows, D]): Emu2-Gen's regression
  * feeds project_up of its own output back. */
 emu2_status emu2_decoder_step_embeds(emu2_decoder_session *s, const float *embeds, float *logits, float *hidden,

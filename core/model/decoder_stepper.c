@@ -25,17 +25,6 @@ static emu2_status stepper_step(void *user, const int32_t *tokens, size_t n_rows
     return st != EMU2_OK ? st : emu2_decoder_step(s, tokens, logits, NULL, err);
 }
 
-/* The step without logits leaves the final norm's output in s->last (decoder.c head_forward); the
- * lm_head then writes backend memory s->logits, where the top_k op reads it. */
-emu2_status emu2_decoder_step_resident(emu2_decoder_session *s, const int32_t *ids, emu2_error *err)
-{
-    emu2_status st = emu2_decoder_step(s, ids, NULL, NULL, err);
-    if (st == EMU2_OK)
-        st = s->be->ops->linear(s->be, s->rows, s->D, s->V, s->last, s->D, &s->w->lm_head, NULL, s->logits, s->V,
-                                err);
-    return st;
-}
-
 static emu2_status stepper_step_topk(void *user, const int32_t *tokens, size_t n_rows, size_t k, int log_softmax,
                                      float *values, int32_t *ids, emu2_error *err)
 {

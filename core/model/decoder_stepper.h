@@ -13,11 +13,10 @@
 void emu2_decoder_stepper(emu2_decoder_session *s, emu2_lm_stepper *out);
 
 /* Continuous batching (several searches on one session): a step whose logits stay in backend
- * memory, then per request emu2_decoder_item_next, which hands its search the rows
+ * memory (emu2_decoder_step_resident, decoder.h), then per request emu2_decoder_item_next, which hands its search the rows
  * [row0, row0 + rows of the search) as top-k candidates where the search can use them (only those
  * leave the backend), else downloads them into host_rows ([rows, vocab] scratch) for
  * emu2_item_search_next. Same choices either way. */
-emu2_status emu2_decoder_step_resident(emu2_decoder_session *s, const int32_t *ids, emu2_error *err);
 emu2_status emu2_decoder_item_next(emu2_decoder_session *s, size_t row0, emu2_item_search *item, float *host_rows,
                                    int32_t *tokens, int32_t *src, int *live, emu2_error *err);
 

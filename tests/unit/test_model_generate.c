@@ -11,15 +11,8 @@
 static int check_generation(test_model *m, const run_input *r, int32_t image_id, json_t *gen, const char *run_id)
 {
     emu2_gen_options o;
-    emu2_gen_options_init(&o);
-    o.max_new_tokens = (int)json_integer_value(json_object_get(gen, "max_new_tokens"));
-    o.num_beams = (int)json_integer_value(json_object_get(gen, "num_beams"));
-    o.length_penalty = (float)json_number_value(json_object_get(gen, "length_penalty"));
-    o.min_length = (int)json_integer_value(json_object_get(gen, "min_length"));
-    o.repetition_penalty = (float)json_number_value(json_object_get(gen, "repetition_penalty"));
-    o.do_sample = 0;
-    emu2_search_ids ids = {m->cfg.bos_token_id, (int32_t)json_integer_value(json_object_get(gen, "eos_token_id")),
-                           (int32_t)json_integer_value(json_object_get(gen, "pad_token_id"))};
+    emu2_search_ids ids;
+    golden_gen_options(gen, m->cfg.bos_token_id, &o, &ids);
     emu2_error err;
     memset(&err, 0, sizeof err);
     emu2_search_result res;
@@ -54,37 +47,24 @@ static int check_generation(test_model *m, const run_input *r, int32_t image_id,
     return ok;
 }
 
-static int generate_case(const char *name, int threads, int *n_checked)
+/* Every generation of one run; counts them in *(int *)ctx. */
+static int generate_run(void *ctx, test_model *m, const run_input *r, int32_t image_id, json_t *gens, size_t i,
+                        const char *run_id)
 {
-    golden_case gc;
-    if (!golden_case_open(name, threads, &gc))
-        return 0;
-    int32_t image_id = image_token_id(gc.dir, &gc.m.cfg);
-    json_t *runs = json_object_get(gc.g.manifest, "runs");
-    int ok = image_id >= 0;
-    for (size_t i = 0; ok && i < json_array_size(runs); i++) {
-        json_t *run = json_array_get(runs, i), *gens = json_object_get(run, "generations");
-        const char *run_id = json_string_value(json_object_get(run, "id"));
-        run_input r;
-        if (!run_input_build(&gc.m, &gc.g, &gc.px, run, image_id, &r)) {
-            ok = 0;
-            break;
-        }
-        for (size_t k = 0; k < json_array_size(gens); k++) {
-            int one = check_generation(&gc.m, &r, image_id, json_array_get(gens, k), run_id ? run_id : "?");
-            ok = ok && one;
-            (*n_checked)++;
-        }
-        run_input_free(&gc.m, &r);
+    (void)i;
+    int ok = 1;
+    for (size_t k = 0; k < json_array_size(gens); k++) {
+        int one = check_generation(m, r, image_id, json_array_get(gens, k), run_id);
+        ok = ok && one;
+        (*(int *)ctx)++;
     }
-    golden_case_close(&gc);
     return ok;
 }
 
 static void run_case(const char *name, int threads)
 {
     int n = 0;
-    int ok = generate_case(name, threads, &n);
+    int ok = golden_each_run(name, threads, generate_run, &n);
     printf("    %s, %d thread(s): %d generations checked\n", name, threads, n);
     CHECKF(ok && n > 0, "%s: generated ids differ from the goldens", name);
 }

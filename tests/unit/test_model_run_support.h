@@ -92,4 +92,45 @@ static inline int run_input_build(test_model *m, const golden *g, const golden *
     return ok;
 }
 
+/* The generation options and ids of one golden "generations" entry (greedy or beam, no sampling). */
+static inline void golden_gen_options(json_t *gen, int32_t bos, emu2_gen_options *o, emu2_search_ids *ids)
+{
+    emu2_gen_options_init(o);
+    o->max_new_tokens = (int)json_integer_value(json_object_get(gen, "max_new_tokens"));
+    o->num_beams = (int)json_integer_value(json_object_get(gen, "num_beams"));
+    o->length_penalty = (float)json_number_value(json_object_get(gen, "length_penalty"));
+    o->min_length = (int)json_integer_value(json_object_get(gen, "min_length"));
+    o->repetition_penalty = (float)json_number_value(json_object_get(gen, "repetition_penalty"));
+    o->do_sample = 0;
+    *ids = (emu2_search_ids){bos, (int32_t)json_integer_value(json_object_get(gen, "eos_token_id")),
+                             (int32_t)json_integer_value(json_object_get(gen, "pad_token_id"))};
+}
+
+/* fn(ctx, model, run input, image id, the run's "generations", run index, run id) for every run of
+ * the golden case `name`; stops at the first 0. 1 when the case opened and every call gave 1. */
+typedef int (*golden_run_fn)(void *ctx, test_model *m, const run_input *r, int32_t image_id, json_t *gens, size_t i,
+                             const char *run_id);
+static inline int golden_each_run(const char *name, int threads, golden_run_fn fn, void *ctx)
+{
+    golden_case gc;
+    if (!golden_case_open(name, threads, &gc))
+        return 0;
+    int32_t image_id = image_token_id(gc.dir, &gc.m.cfg);
+    json_t *runs = json_object_get(gc.g.manifest, "runs");
+    int ok = image_id >= 0;
+    for (size_t i = 0; ok && i < json_array_size(runs); i++) {
+        json_t *run = json_array_get(runs, i);
+        const char *run_id = json_string_value(json_object_get(run, "id"));
+        run_input r;
+        if (!run_input_build(&gc.m, &gc.g, &gc.px, run, image_id, &r))
+            ok = 0;
+        else {
+            ok = fn(ctx, &gc.m, &r, image_id, json_object_get(run, "generations"), i, run_id ? run_id : "?");
+            run_input_free(&gc.m, &r);
+        }
+    }
+    golden_case_close(&gc);
+    return ok;
+}
+
 #endif

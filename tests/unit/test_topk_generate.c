@@ -71,58 +71,36 @@ static int compare_one(test_model *m, const run_input *r, int32_t image_id, cons
     return ok;
 }
 
-static int compare_case(const char *name, int threads, tally *t)
+/* Every generation of one run both ways, and (once per run) beam 5 and sampling variations. */
+static int compare_run(void *ctx, test_model *m, const run_input *r, int32_t image_id, json_t *gens, size_t i,
+                       const char *run_id)
 {
-    golden_case gc;
-    if (!golden_case_open(name, threads, &gc))
-        return 0;
-    int32_t image_id = image_token_id(gc.dir, &gc.m.cfg);
-    json_t *runs = json_object_get(gc.g.manifest, "runs");
-    int ok = image_id >= 0;
-    for (size_t i = 0; ok && i < json_array_size(runs); i++) {
-        json_t *run = json_array_get(runs, i), *gens = json_object_get(run, "generations");
-        const char *run_id = json_string_value(json_object_get(run, "id"));
-        run_input r;
-        if (!run_input_build(&gc.m, &gc.g, &gc.px, run, image_id, &r)) {
-            ok = 0;
-            break;
+    tally *t = ctx;
+    int ok = 1;
+    for (size_t k = 0; ok && k < json_array_size(gens); k++) {
+        emu2_gen_options o;
+        emu2_search_ids ids;
+        golden_gen_options(json_array_get(gens, k), m->cfg.bos_token_id, &o, &ids);
+        ok = compare_one(m, r, image_id, &o, ids, run_id, t);
+        if (ok && k == 0) { /* variations once per run: beam 5 with lp -1, and sampling */
+            emu2_gen_options v = o;
+            v.num_beams = 5, v.length_penalty = -1.0f, v.repetition_penalty = 1.0f, v.min_length = 1;
+            ok = compare_one(m, r, image_id, &v, ids, "beam 5 variation", t);
+            v = o;
+            v.num_beams = 1, v.do_sample = 1, v.top_k = 50, v.top_p = 0.9f, v.temperature = 0.8f,
+            v.seed = 42 + i, v.repetition_penalty = 1.0f;
+            ok = ok && compare_one(m, r, image_id, &v, ids, "sampling variation", t);
+            v.min_length = 4; /* the first steps ban EOS: full rows there */
+            ok = ok && compare_one(m, r, image_id, &v, ids, "sampling + min length", t);
         }
-        for (size_t k = 0; ok && k < json_array_size(gens); k++) {
-            json_t *gen = json_array_get(gens, k);
-            emu2_gen_options o;
-            emu2_gen_options_init(&o);
-            o.max_new_tokens = (int)json_integer_value(json_object_get(gen, "max_new_tokens"));
-            o.num_beams = (int)json_integer_value(json_object_get(gen, "num_beams"));
-            o.length_penalty = (float)json_number_value(json_object_get(gen, "length_penalty"));
-            o.min_length = (int)json_integer_value(json_object_get(gen, "min_length"));
-            o.repetition_penalty = (float)json_number_value(json_object_get(gen, "repetition_penalty"));
-            o.do_sample = 0;
-            emu2_search_ids ids = {gc.m.cfg.bos_token_id,
-                                   (int32_t)json_integer_value(json_object_get(gen, "eos_token_id")),
-                                   (int32_t)json_integer_value(json_object_get(gen, "pad_token_id"))};
-            ok = compare_one(&gc.m, &r, image_id, &o, ids, run_id ? run_id : "?", t);
-            if (ok && k == 0) { /* variations once per run: beam 5 with lp -1, and sampling */
-                emu2_gen_options v = o;
-                v.num_beams = 5, v.length_penalty = -1.0f, v.repetition_penalty = 1.0f, v.min_length = 1;
-                ok = compare_one(&gc.m, &r, image_id, &v, ids, "beam 5 variation", t);
-                v = o;
-                v.num_beams = 1, v.do_sample = 1, v.top_k = 50, v.top_p = 0.9f, v.temperature = 0.8f,
-                v.seed = 42 + i, v.repetition_penalty = 1.0f;
-                ok = ok && compare_one(&gc.m, &r, image_id, &v, ids, "sampling variation", t);
-                v.min_length = 4; /* the first steps ban EOS: full rows there */
-                ok = ok && compare_one(&gc.m, &r, image_id, &v, ids, "sampling + min length", t);
-            }
-        }
-        run_input_free(&gc.m, &r);
     }
-    golden_case_close(&gc);
     return ok;
 }
 
 static void run_case(const char *name, int threads)
 {
     tally t = {0, 0};
-    int ok = compare_case(name, threads, &t);
+    int ok = golden_each_run(name, threads, compare_run, &t);
     force_full(0);
     printf("    %s: %d generations identical both ways, %d of them with top-k steps\n", name, t.compared,
            t.topk_runs);
@@ -175,18 +153,26 @@ static int read_file(const char *path, emu2_image_bytes *out)
     return n > 0;
 }
 
-TEST(topk_api_batch_tiny_digits)
+/* The four example images of the tiny model as describe requests (default prompt). */
+static int example_requests(emu2_image_bytes img[4], emu2_request req[4])
 {
     static const char *names[4] = {"blue_black_1_top_left.jpg", "red_white_3_bottom_left.jpg",
                                    "yellow_white_2_top_right.jpg", "green_black_4_bottom_right.jpg"};
-    emu2_image_bytes img[4];
-    emu2_request req[4];
     for (int i = 0; i < 4; i++) {
         char rel[256];
         snprintf(rel, sizeof rel, "models/emu2-tiny-digits/examples/%s", names[i]);
-        CHECKF(read_file(ROOT_PATH(rel), &img[i]), "cannot read %s", rel);
+        if (!read_file(ROOT_PATH(rel), &img[i]))
+            return 0;
         req[i] = (emu2_request){NULL, &img[i], 1};
     }
+    return 1;
+}
+
+TEST(topk_api_batch_tiny_digits)
+{
+    emu2_image_bytes img[4];
+    emu2_request req[4];
+    CHECKF(example_requests(img, req), "cannot read the tiny model's example images");
     emu2_model *model;
     emu2_error err;
     CHECKF(emu2_model_load(ROOT_PATH("models/emu2-tiny-digits"), NULL, &model, &err) == EMU2_OK, "%s", err.message);
@@ -250,16 +236,9 @@ static int batcher_texts(emu2_model *model, const emu2_request *req, int beams, 
 
 TEST(topk_continuous_batching_tiny_digits)
 {
-    static const char *names[4] = {"blue_black_1_top_left.jpg", "red_white_3_bottom_left.jpg",
-                                   "yellow_white_2_top_right.jpg", "green_black_4_bottom_right.jpg"};
     emu2_image_bytes img[4];
     emu2_request req[4];
-    for (int i = 0; i < 4; i++) {
-        char rel[256];
-        snprintf(rel, sizeof rel, "models/emu2-tiny-digits/examples/%s", names[i]);
-        CHECKF(read_file(ROOT_PATH(rel), &img[i]), "cannot read %s", rel);
-        req[i] = (emu2_request){NULL, &img[i], 1};
-    }
+    CHECKF(example_requests(img, req), "cannot read the tiny model's example images");
     emu2_model *model;
     emu2_error err;
     CHECKF(emu2_model_load(ROOT_PATH("models/emu2-tiny-digits"), NULL, &model, &err) == EMU2_OK, "%s", err.message);

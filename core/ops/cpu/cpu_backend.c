@@ -17,14 +17,20 @@
 
 #define CPU_ALIGN 64
 
-static void *aligned_floats(size_t n, emu2_error *err, const char *what)
+/* n floats (at least one) plus `extra` bytes, rounded up to whole CPU_ALIGN lines, into *bytes; 0
+ * (err set) when that overflows. */
+static int aligned_size(size_t n, size_t extra, size_t *bytes, emu2_error *err, const char *what)
 {
-    size_t bytes;
-    if (!emu2_mul_size(n ? n : 1, sizeof(float), &bytes) || !emu2_add_size(bytes, CPU_ALIGN - 1, &bytes)) {
+    if (!emu2_mul_size(n ? n : 1, sizeof(float), bytes) || !emu2_add_size(*bytes, extra + CPU_ALIGN - 1, bytes)) {
         emu2_fail(err, EMU2_ERR_LIMIT, "cpu backend: %s of %zu floats is too large", what, n);
-        return NULL;
+        return 0;
     }
-    bytes &= ~(size_t)(CPU_ALIGN - 1);
+    *bytes &= ~(size_t)(CPU_ALIGN - 1);
+    return 1;
+}
+
+static void *aligned_block(size_t bytes, emu2_error *err, const char *what)
+{
     void *p = aligned_alloc(CPU_ALIGN, bytes);
     if (!p)
         emu2_fail(err, EMU2_ERR_NOMEM, "cpu backend: out of memory for %s (%zu bytes)", what, bytes);
@@ -41,7 +47,8 @@ float *cpu_scratch(cpu_backend *cb, size_t per_thread, emu2_error *err)
         emu2_fail(err, EMU2_ERR_LIMIT, "cpu backend: scratch of %zu floats per thread is too large", per_thread);
         return NULL;
     }
-    float *p = aligned_floats(total, err, "scratch");
+    size_t bytes;
+    float *p = aligned_size(total, 0, &bytes, err, "scratch") ? aligned_block(bytes, err, "scratch") : NULL;
     if (!p)
         return NULL;
     free(cb->scratch);
@@ -101,18 +108,12 @@ size_t cpu_gemm_m_chunks(const cpu_backend *cb, size_t n_blocks, size_t M, size_
 static float *cpu_alloc(emu2_backend *be, size_t n, emu2_error *err)
 {
     size_t bytes;
-    if (!emu2_mul_size(n ? n : 1, sizeof(float), &bytes) || !emu2_add_size(bytes, 2 * CPU_ALIGN - 1, &bytes)) {
-        emu2_fail(err, EMU2_ERR_LIMIT, "cpu backend: activation buffer of %zu floats is too large", n);
+    if (!aligned_size(n, CPU_ALIGN, &bytes, err, "activation buffer"))
         return NULL;
-    }
-    bytes &= ~(size_t)(CPU_ALIGN - 1);
     char *block = cpu_cache_take(&cpu_of(be)->buffers, bytes);
     if (!block) {
-        block = aligned_alloc(CPU_ALIGN, bytes);
-        if (!block) {
-            emu2_fail(err, EMU2_ERR_NOMEM, "cpu backend: out of memory for an activation buffer (%zu bytes)", bytes);
+        if (!(block = aligned_block(bytes, err, "an activation buffer")))
             return NULL;
-        }
         memcpy(block, &bytes, sizeof bytes);
     }
     return (float *)(void *)(block + CPU_ALIGN);

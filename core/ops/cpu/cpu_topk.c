@@ -4,6 +4,7 @@
  * core/generate's emu2_log_softmax, so the search gets bit-identical log-probabilities. */
 #include <math.h>
 
+#include "common/log_softmax.h"
 #include "ops/cpu/cpu_internal.h"
 #include "ops/cpu/cpu_topk.h"
 #include "ops/topk_check.h"
@@ -40,11 +41,8 @@ static int row_normalizer(const float *row, size_t n, float *max_out, float *log
     }
     if (m == -INFINITY)
         return 0;
-    double sum = 0.0; /* as emu2_log_softmax: double sum of f32 expf, then logf of its f32 */
-    for (size_t i = 0; i < n; i++)
-        sum += (double)expf(row[i] - m);
     *max_out = m;
-    *log_sum_out = logf((float)sum);
+    *log_sum_out = emu2_log_sum_exp(row, n, m); /* as emu2_log_softmax */
     return 1;
 }
 
